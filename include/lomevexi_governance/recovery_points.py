@@ -1,0 +1,526 @@
+"""Recovery points: immutable, encrypted, signed snapshots of the in-scope tables.
+
+Layout under the backup root::
+
+    recovery_points/<id>/manifest.json          what is in the point (signed)
+    recovery_points/<id>/manifest.json.sig      Ed25519 signature over manifest.json's bytes
+    recovery_points/<id>/data/<table>/<partition>/part-00000.parquet
+    staging/<id>.<attempt>/...                  work in progress; never read
+    catalog/verifications/<id>.json             last verification of a point
+    catalog/drills/<id>.json                    last drill of a point
+    catalog/pins/<id>/<pin>.json                pins held by running drills
+    catalog/expired.jsonl                       points deleted by expiry
+    keys/<signing key>.pub.pem                  public key for offline verification
+
+A point's id is derived from its logical date (``rp-20261123T160000Z``): one point per logical
+date, so a rerun finds the point already published and leaves it as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lomevexi_governance import checksums
+from lomevexi_governance.crypto import encryption_properties, master_key_ids
+from lomevexi_governance.errors import IntegrityError, KeyMaterialError, NotFound
+from lomevexi_governance.keys import KeyService, public_key_fingerprint, verify_signature
+from lomevexi_governance.partitions import Partition, PartitionPlanner
+from lomevexi_governance.policy import Policy, Table
+from lomevexi_governance.reports import dumps
+from lomevexi_governance.source import Snapshot, arrow_schema
+from lomevexi_governance.storage import CATALOG, POINTS, Storage
+
+FORMAT = "lomevexi-recovery-point/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
+#: buffered rows across all open partitions of a table before the largest is flushed
+BUFFER_BYTES = 64 << 20
+_ID = re.compile(r"^rp-\d{8}T\d{6}Z$")
+
+
+def point_id_for(logical_date: dt.datetime) -> str:
+    return "rp-" + logical_date.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def is_point_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
+def point_dir(point_id: str) -> str:
+    return f"{POINTS}/{point_id}"
+
+
+def schema_fingerprint(schema: pa.Schema) -> str:
+    desc = [{"name": f.name, "type": str(f.type)} for f in schema]
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
+
+
+class BatchCheck(Protocol):
+    """A check on the data about to be written (content scan, Great Expectations)."""
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch: ...
+
+
+@dataclass
+class _PartitionFile:
+    rel_path: str
+    partition: Partition
+    key_ids: dict[str, str]
+    writer: Any
+    rows: int = 0
+    sums: dict[str, int] = field(default_factory=dict)
+    buffered: list[pa.RecordBatch] = field(default_factory=list)
+    buffered_rows: int = 0
+    buffered_bytes: int = 0
+
+
+class TableWriter:
+    """Writes one table's batches into per-partition encrypted Parquet files."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        base_rel: str,
+        point_id: str,
+        table: Table,
+        schema: pa.Schema,
+        keys: KeyService,
+        run_id: str,
+        row_group_rows: int,
+        encrypt: bool = True,
+    ):
+        self.storage = storage
+        self.base_rel = base_rel
+        self.point_id = point_id
+        self.table = table
+        self.schema = schema
+        self.keys = keys
+        self.run_id = run_id
+        self.row_group_rows = row_group_rows
+        self.encrypt = encrypt
+        self.files: dict[str, _PartitionFile] = {}
+        self._buffered_bytes = 0
+        by_class: dict[str, list[str]] = {}
+        for f in schema:
+            by_class.setdefault(table.column(f.name).sensitivity, []).append(f.name)
+        self.columns_by_class = by_class
+
+    def _open(self, partition: Partition) -> _PartitionFile:
+        rel = f"data/{self.table.name}/{partition.label}/part-00000.parquet"
+        key_ids = master_key_ids(partition.key_prefix(self.point_id), list(self.columns_by_class))
+        props = None
+        if self.encrypt:
+            for key_id in key_ids.values():
+                self.keys.ensure_master_key(key_id, created_by=self.run_id)
+            props = encryption_properties(self.keys, key_ids, self.columns_by_class)
+        full = self.storage.full(f"{self.base_rel}/{rel}")
+        if self.storage.atomic_rename:
+            import os  # noqa: PLC0415
+
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+        writer = pq.ParquetWriter(
+            full,
+            self.schema,
+            filesystem=self.storage.filesystem,
+            compression="zstd",
+            compression_level=1,
+            encryption_properties=props,
+            write_statistics=True,
+        )
+        pf = _PartitionFile(rel, partition, key_ids if self.encrypt else {}, writer)
+        self.files[partition.label] = pf
+        return pf
+
+    def add(self, batch: pa.RecordBatch, codes: np.ndarray, partitions: Callable[[int], Partition]) -> None:
+        uniq = np.unique(codes)
+        for code in uniq:
+            part = partitions(int(code))
+            sub = batch if len(uniq) == 1 else batch.filter(pa.array(codes == code))
+            pf = self.files.get(part.label) or self._open(part)
+            pf.buffered.append(sub)
+            pf.buffered_rows += sub.num_rows
+            pf.buffered_bytes += sub.nbytes
+            self._buffered_bytes += sub.nbytes
+            if pf.buffered_rows >= self.row_group_rows:
+                self._flush(pf)
+        while self._buffered_bytes > BUFFER_BYTES:
+            self._flush(max(self.files.values(), key=lambda f: f.buffered_bytes))
+
+    def _flush(self, pf: _PartitionFile) -> None:
+        if not pf.buffered:
+            return
+        tbl = pa.Table.from_batches(pf.buffered, schema=self.schema)
+        pf.writer.write_table(tbl, row_group_size=max(pf.buffered_rows, 1))
+        pf.sums = checksums.combine([pf.sums, checksums.batch_checksums(tbl, self.table.primary_key)])
+        pf.rows += tbl.num_rows
+        self._buffered_bytes -= pf.buffered_bytes
+        pf.buffered, pf.buffered_rows, pf.buffered_bytes = [], 0, 0
+
+    def close(self) -> list[dict[str, Any]]:
+        out = []
+        for pf in sorted(self.files.values(), key=lambda f: f.rel_path):
+            self._flush(pf)
+            pf.writer.close()
+            rel_full = f"{self.base_rel}/{pf.rel_path}"
+            self.storage.finalize_file(rel_full)
+            sha, size = self.storage.sha256(rel_full)
+            out.append(
+                {
+                    "path": pf.rel_path,
+                    "partition": pf.partition.label,
+                    "rows": pf.rows,
+                    "bytes": size,
+                    "sha256": sha,
+                    "key_ids": pf.key_ids,
+                    "checksums": checksums.to_hex(pf.sums),
+                }
+            )
+        return out
+
+    def abort(self) -> None:
+        for pf in self.files.values():
+            try:
+                pf.writer.close()
+            except Exception:  # noqa: BLE001, S110 - aborting; the staging folder is discarded
+                pass
+
+
+@dataclass
+class WriteResult:
+    point_id: str
+    staging_rel: str
+    manifest: dict[str, Any]
+    scan: dict[str, Any]
+    seconds: float
+
+
+def write_point(
+    *,
+    policy: Policy,
+    snapshot: Snapshot,
+    storage: Storage,
+    keys: KeyService,
+    logical_date: dt.datetime,
+    run_id: str,
+    checks_for: Callable[[Table, PartitionPlanner], Sequence[BatchCheck]] = lambda t, p: (),
+    tables: Sequence[str] | None = None,
+    encrypt: bool = True,
+    extra_manifest: dict[str, Any] | None = None,
+) -> WriteResult:
+    """Stream every in-scope table from ``snapshot`` into a new staging folder.
+
+    Nothing becomes visible under the final name here: :func:`publish_point` does that.
+    """
+    started = time.monotonic()
+    point_id = point_id_for(logical_date)
+    scope = [t for t in policy.backup_tables if tables is None or t.name in tables]
+    extra_columns = snapshot.check_tables(scope)
+    planner = PartitionPlanner(policy, logical_date)
+    planner.load(snapshot)
+    staging = storage.staging_for(point_id)
+    manifest_tables: dict[str, Any] = {}
+    for table in scope:
+        schema = arrow_schema(table)
+        writer = TableWriter(storage, staging, point_id, table, schema, keys, run_id, policy.row_group_rows, encrypt)
+        checks = list(checks_for(table, planner))
+        try:
+            for batch in snapshot.stream(table):
+                for check in checks:
+                    batch = check.process(batch)
+                writer.add(batch, planner.assign(table, batch), planner.partition)
+            files = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        total = checksums.combine(checksums.from_hex(f["checksums"]) for f in files) if files else {}
+        manifest_tables[table.name] = {
+            "rows": sum(f["rows"] for f in files),
+            "bytes": sum(f["bytes"] for f in files),
+            "primary_key": table.primary_key,
+            "schema": [
+                {"name": f.name, "type": table.column(f.name).type, "class": table.column(f.name).sensitivity,
+                 "nullable": table.column(f.name).nullable}
+                for f in schema
+            ],
+            "schema_fingerprint": schema_fingerprint(schema),
+            "checksums": checksums.to_hex(total) if total else {},
+            "files": files,
+            "extra_columns_ignored": extra_columns.get(table.name, []),
+        }
+    watermark = {}
+    for table in scope:
+        if "updated_at" in table.column_names:
+            value = snapshot.max_timestamp(table, "updated_at")
+            watermark[table.name] = value.isoformat() if value else None
+    used = {f["partition"] for t in manifest_tables.values() for f in t["files"]}
+    info = snapshot.info
+    assert info is not None
+    manifest = {
+        "format": FORMAT,
+        "recovery_point_id": point_id,
+        "logical_date": logical_date.astimezone(dt.timezone.utc).isoformat(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "dag_run_id": run_id,
+        "policy_sha256": policy.sha256,
+        "encrypted": encrypt,
+        "epoch_unit": policy.epoch_unit,
+        "source": {
+            "dialect": info.dialect,
+            "location": snapshot.target.describe(),
+            "snapshot": info.position,
+            "snapshot_started_at": info.started_at.isoformat(),
+            "watermark": watermark,
+        },
+        "partitions": {
+            p.label: p.as_dict() | {"key_prefix": p.key_prefix(point_id)}
+            for p in planner.partitions.values()
+            if p.label in used
+        },
+        "tables": manifest_tables,
+    }
+    if extra_manifest:
+        manifest.update(extra_manifest)
+    return WriteResult(point_id, staging, manifest, {}, time.monotonic() - started)
+
+
+def sign_manifest(manifest: dict[str, Any], keys: KeyService) -> tuple[bytes, bytes]:
+    body = dumps(manifest).encode("utf-8")
+    key_id, signature = keys.sign(body)
+    pem = keys.public_key_pem(key_id)
+    sig = dumps({"algorithm": "ed25519", "key_id": key_id, "public_key_sha256_16": public_key_fingerprint(pem),
+                 "signature": signature}).encode()
+    return body, sig
+
+
+def publish_point(storage: Storage, keys: KeyService, result: WriteResult, manifest: dict[str, Any]) -> str:
+    """Sign the manifest and make the point visible atomically. Returns its folder."""
+    body, sig = sign_manifest(manifest, keys)
+    final = point_dir(result.point_id)
+    storage.write_bytes(f"{result.staging_rel}/{SIGNATURE}", sig)
+    storage.write_bytes(f"{result.staging_rel}/{MANIFEST}", body)  # last: publishes on object stores
+    storage.publish(result.staging_rel, final)
+    key_id = json.loads(sig)["key_id"]
+    pub_rel = f"keys/{key_id.replace('/', '-')}.pub.pem"
+    if not storage.exists(pub_rel):
+        storage.write_bytes(pub_rel, keys.public_key_pem(key_id).encode())
+    return final
+
+
+def discard_staging(storage: Storage, point_id: str) -> int:
+    """Remove abandoned staging folders of a point (a killed earlier attempt)."""
+    removed = 0
+    if not storage.atomic_rename:
+        return 0
+    for name in storage.list_dir("staging"):
+        if name.startswith(point_id + "."):
+            storage.delete_tree(f"staging/{name}")
+            removed += 1
+    return removed
+
+
+# -- reading and verifying ---------------------------------------------------------------
+
+
+@dataclass
+class PointRef:
+    point_id: str
+    manifest: dict[str, Any]
+    signature: dict[str, Any]
+
+    @property
+    def logical_date(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.manifest["logical_date"])
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.manifest["created_at"])
+
+    def files(self, tables: Iterable[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        wanted = set(tables) if tables is not None else None
+        return [
+            (name, f)
+            for name, t in self.manifest["tables"].items()
+            if wanted is None or name in wanted
+            for f in t["files"]
+        ]
+
+
+def load_point(storage: Storage, point_id: str, keys: KeyService | None = None, *, verify: bool = True) -> PointRef:
+    """Read a point's manifest; with ``verify`` (default) check its signature first."""
+    base = point_dir(point_id)
+    if not storage.exists(f"{base}/{MANIFEST}"):
+        raise NotFound(f"recovery point {point_id!r} has no manifest under {storage.describe(base)}")
+    body = storage.read_bytes(f"{base}/{MANIFEST}")
+    try:
+        sig = json.loads(storage.read_bytes(f"{base}/{SIGNATURE}"))
+    except (NotFound, json.JSONDecodeError):
+        raise IntegrityError(f"recovery point {point_id!r}: {SIGNATURE} is missing or unreadable") from None
+    if verify:
+        if keys is None:
+            raise ValueError("verify=True needs the key service (for the trusted public key)")
+        pem = keys.public_key_pem(sig["key_id"])
+        if not verify_signature(pem, body, sig["signature"]):
+            raise IntegrityError(
+                f"recovery point {point_id!r}: the signature of {storage.describe(base + '/' + MANIFEST)} "
+                "does not verify (the manifest was altered or signed by another key)"
+            )
+    try:
+        manifest = json.loads(body)
+    except json.JSONDecodeError:
+        raise IntegrityError(f"recovery point {point_id!r}: {MANIFEST} is not valid JSON") from None
+    if manifest.get("recovery_point_id") != point_id:
+        raise IntegrityError(f"recovery point {point_id!r}: the manifest names another point")
+    return PointRef(point_id, manifest, sig)
+
+
+def verify_files(
+    storage: Storage, point: PointRef, tables: Iterable[str] | None = None, skip: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
+    """Check the SHA-256 and size of every file against the manifest; raise naming the first bad file."""
+    base = point_dir(point.point_id)
+    checked = 0
+    total = 0
+    for _table, f in point.files(tables):
+        if skip is not None and skip(f):
+            continue
+        rel = f"{base}/{f['path']}"
+        sha, size = storage.sha256(rel)
+        if sha != f["sha256"] or size != f["bytes"]:
+            raise IntegrityError(
+                f"recovery point {point.point_id!r}: file {f['path']} does not match its manifest "
+                f"(SHA-256 {'differs' if sha != f['sha256'] else 'ok'}, size {size} vs {f['bytes']}): "
+                f"{storage.describe(rel)}"
+            )
+        checked += 1
+        total += size
+    return {"files": checked, "bytes": total}
+
+
+def list_points(storage: Storage) -> list[str]:
+    """Ids of published points (a folder with a manifest), oldest first."""
+    return [
+        name
+        for name in storage.list_dir(POINTS)
+        if is_point_id(name) and storage.exists(f"{POINTS}/{name}/{MANIFEST}")
+    ]
+
+
+def record(storage: Storage, kind: str, point_id: str, payload: dict[str, Any]) -> None:
+    storage.write_bytes(f"{CATALOG}/{kind}/{point_id}.json", dumps(payload).encode())
+
+
+def read_record(storage: Storage, kind: str, point_id: str) -> dict[str, Any] | None:
+    rel = f"{CATALOG}/{kind}/{point_id}.json"
+    if not storage.exists(rel):
+        return None
+    return json.loads(storage.read_bytes(rel))
+
+
+def verify_point(storage: Storage, keys: KeyService, point_id: str, *, by: str) -> dict[str, Any]:
+    """Full verification (signature, then every file's hash); records the outcome in the catalog."""
+    started = dt.datetime.now(dt.timezone.utc)
+    outcome: dict[str, Any] = {"recovery_point_id": point_id, "verified_at": started.isoformat(), "by": by}
+    try:
+        point = load_point(storage, point_id, keys)
+        stats = verify_files(storage, point)
+    except (IntegrityError, NotFound, KeyMaterialError) as exc:
+        record(storage, "verifications", point_id, outcome | {"ok": False, "error": str(exc)})
+        raise
+    outcome |= {"ok": True, **stats}
+    record(storage, "verifications", point_id, outcome)
+    return outcome
+
+
+def newest_verified(storage: Storage) -> str | None:
+    for point_id in reversed(list_points(storage)):
+        rec = read_record(storage, "verifications", point_id)
+        if rec and rec.get("ok"):
+            return point_id
+    return None
+
+
+# -- pins and expiry ---------------------------------------------------------------------
+
+
+def pin(storage: Storage, point_id: str, holder: str, *, expires_at: dt.datetime) -> str:
+    rel = f"{CATALOG}/pins/{point_id}/{_safe(holder)}.json"
+    storage.write_bytes(rel, dumps({"holder": holder, "expires_at": expires_at.isoformat()}).encode())
+    return rel
+
+
+def unpin(storage: Storage, point_id: str, holder: str) -> None:
+    storage.delete_tree(f"{CATALOG}/pins/{point_id}/{_safe(holder)}.json")
+
+
+def active_pins(storage: Storage, point_id: str, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    out = []
+    for name in storage.list_dir(f"{CATALOG}/pins/{point_id}"):
+        data = json.loads(storage.read_bytes(f"{CATALOG}/pins/{point_id}/{name}"))
+        if dt.datetime.fromisoformat(data["expires_at"]) > now:
+            out.append(data)
+    return out
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def expire_points(
+    storage: Storage, keys: KeyService, policy: Policy, logical_date: dt.datetime, *, run_id: str
+) -> list[dict[str, Any]]:
+    """Delete points past backup retention, with their exclusive keys.
+
+    Never the newest verified point, never a pinned one. Returns what was expired.
+    """
+    keep_after = logical_date - dt.timedelta(days=policy.backup_retention_days)
+    newest = newest_verified(storage)
+    expired = []
+    for point_id in list_points(storage):
+        if point_id == newest or active_pins(storage, point_id):
+            continue
+        try:
+            point = load_point(storage, point_id, keys)
+        except (IntegrityError, NotFound):
+            continue  # a damaged point is left for a human: the verification record shows it
+        if point.logical_date > keep_after:
+            continue
+        exclusive = [
+            p["key_prefix"] for p in point.manifest["partitions"].values() if p["key_prefix"].startswith("rp/")
+        ]
+        # keys first: if the run dies after this, the point is already unreadable, and the
+        # rerun (which still lists the folder) finishes the deletion
+        destroyed = []
+        for prefix in exclusive:
+            for info in keys.list_keys(prefix + "/"):
+                if info.state == "active":
+                    keys.destroy(info.key_id, reason=f"recovery point {point_id} expired", run_id=run_id)
+                    destroyed.append(info.key_id)
+        storage.delete_tree(point_dir(point_id))
+        entry = {
+            "recovery_point_id": point_id,
+            "logical_date": point.manifest["logical_date"],
+            "expired_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "run_id": run_id,
+            "destroyed_keys": destroyed,
+        }
+        _append_jsonl(storage, f"{CATALOG}/expired.jsonl", entry)
+        expired.append(entry)
+    return expired
+
+
+def _append_jsonl(storage: Storage, rel: str, entry: dict[str, Any]) -> None:
+    existing = storage.read_bytes(rel) if storage.exists(rel) else b""
+    storage.write_bytes(rel, existing + json.dumps(entry, sort_keys=True, ensure_ascii=False).encode() + b"\n")
+

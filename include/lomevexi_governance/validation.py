@@ -1,0 +1,449 @@
+"""The minimization gate: Great Expectations suites run on the data of every backup.
+
+* One Expectation Suite per backed-up table, as GX 1.x JSON in ``expectations/`` (reviewed like
+  code; ``python -m lomevexi_governance.validation generate`` rewrites them from the policy and a
+  test fails when they drift apart).
+* Every expectation carries ``meta.stage``: ``source`` expectations run on what the store holds
+  (the exact column set, and "no card numbers" on the raw batch, before masking); ``backup``
+  expectations run on the data about to be written (after masking). Each batch is validated as
+  it streams through, so validation holds one batch at a time; results are summed per
+  expectation over all batches.
+* Results keep counts only: GX's ``partial_unexpected_list`` and every other value-bearing field
+  are dropped by a whitelist before anything is stored (no customer value in results, Data Docs,
+  logs or XCom). Offending rows are identified by primary key in the content scan's report.
+* One ephemeral GX context per validator (no shared ``gx/`` folder); analytics off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+from lomevexi_governance.policy import Policy, Table, load_policy  # noqa: E402
+from lomevexi_governance.reports import write_json_atomic  # noqa: E402
+from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, find_cards  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+EXPECTATIONS_ENV = "GOVERNANCE_EXPECTATIONS_DIR"
+SOURCE, BACKUP = "source", "backup"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+#: the only result fields ever kept (counts, and column names for the column-set expectation)
+_RESULT_KEYS = ("element_count", "unexpected_count", "missing_count")
+CARD_EXPECTATION = "expect_column_values_to_not_contain_card_number"
+
+#: Python-regex formats for GX (the content scan uses RE2 equivalents in scan.FORMATS)
+PY_FORMATS = {
+    "jp_phone": r"^(?:0[5789]0-?\d{4}-?\d{4}"
+    r"|(?!0[5789]0)(?:0\d-\d{4}|0\d{2}-\d{3}|0\d{3}-\d{2}|0\d{4}-\d)-\d{4}"
+    r"|(?!0[5789]0)0[1-9]\d{8}|0120-?\d{3}-?\d{3}|0800-?\d{3}-?\d{4})$",
+    "jp_postal_code": r"^\d{3}-\d{4}$",
+    "card_last4": r"^\d{4}$",
+    "email": r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$",
+}
+
+
+def expectations_dir() -> Path:
+    env = os.environ.get(EXPECTATIONS_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "expectations"
+
+
+# -- suites --------------------------------------------------------------------------------
+
+
+def generate_suite(policy: Policy, table: Table) -> dict[str, Any]:
+    """The suite the policy implies for ``table`` (used to write ``expectations/*.json``)."""
+    exps: list[dict[str, Any]] = []
+
+    def add(kind: str, key: str, stages: list[str], **kwargs: Any) -> None:
+        exps.append({"type": kind, "kwargs": kwargs, "meta": {"key": key, "stage": stages}})
+
+    add("expect_table_columns_to_match_set", "columns", [SOURCE, BACKUP],
+        column_set=table.column_names, exact_match=True)
+    for col in table.columns:
+        if not col.nullable:
+            add("expect_column_values_to_not_be_null", f"{col.name}.not_null", [BACKUP], column=col.name)
+        if col.values is not None:
+            add("expect_column_values_to_be_in_set", f"{col.name}.value_set", [BACKUP],
+                column=col.name, value_set=list(col.values))
+        if col.min is not None:
+            add("expect_column_values_to_be_between", f"{col.name}.min", [BACKUP],
+                column=col.name, min_value=col.min)
+        if col.format in PY_FORMATS:
+            add("expect_column_values_to_match_regex", f"{col.name}.format_{col.format}", [BACKUP],
+                column=col.name, regex=PY_FORMATS[col.format])
+        if col.type == "string":
+            add(CARD_EXPECTATION, f"{col.name}.no_card_number", [SOURCE, BACKUP], column=col.name)
+            if (table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication":
+                add("expect_column_values_to_not_match_regex", f"{col.name}.no_email", [BACKUP],
+                    column=col.name, regex=EMAIL_ANYWHERE)
+    return {
+        "name": f"lomevexi.{table.name}",
+        "expectations": exps,
+        "meta": {
+            "table": table.name,
+            "generated_from": "include/lomevexi_governance/policy.yaml",
+            "notes": "Minimization gate (policy I.2, II.1). Regenerate with "
+            "`python -m lomevexi_governance.validation generate` after changing the policy.",
+        },
+    }
+
+
+def suite_path(table: str) -> Path:
+    return expectations_dir() / f"{table}.json"
+
+
+def load_suite_json(table: str) -> dict[str, Any]:
+    path = suite_path(table)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        from lomevexi_governance.errors import ConfigurationError  # noqa: PLC0415
+
+        raise ConfigurationError(f"no expectation suite for table {table!r} at {path}") from None
+
+
+# -- the custom expectation ----------------------------------------------------------------
+
+
+def _register_card_expectation() -> None:
+    """Register ``expect_column_values_to_not_contain_card_number`` with GX (once)."""
+    from great_expectations.expectations import registry  # noqa: PLC0415
+
+    if CARD_EXPECTATION in registry._registered_expectations:  # noqa: SLF001
+        return
+    from great_expectations.execution_engine import PandasExecutionEngine  # noqa: PLC0415
+    from great_expectations.expectations.expectation import ColumnMapExpectation  # noqa: PLC0415
+    from great_expectations.expectations.metrics import (  # noqa: PLC0415
+        ColumnMapMetricProvider,
+        column_condition_partial,
+    )
+
+    class ColumnValuesNoCardNumber(ColumnMapMetricProvider):
+        condition_metric_name = "column_values.no_card_number"
+
+        @column_condition_partial(engine=PandasExecutionEngine)
+        def _pandas(cls, column: Any, **kwargs: Any) -> Any:
+            text = column.astype("string")
+            candidates = text.str.contains(CARD_CANDIDATE, regex=True, na=False)
+            ok = ~candidates
+            if candidates.any():
+                ok[candidates] = [not find_cards(v) for v in text[candidates]]
+            return ok
+
+    class ExpectColumnValuesToNotContainCardNumber(ColumnMapExpectation):
+        """Expect no payment-card number (13-19 digits passing Luhn, spaces/hyphens allowed)."""
+
+        map_metric = "column_values.no_card_number"
+        success_keys = ("mostly",)
+
+    globals()["ExpectColumnValuesToNotContainCardNumber"] = ExpectColumnValuesToNotContainCardNumber
+    globals()["ColumnValuesNoCardNumber"] = ColumnValuesNoCardNumber
+
+
+def build_suite(data: dict[str, Any], stage: str) -> Any:
+    import great_expectations as gx  # noqa: PLC0415
+    from great_expectations.expectations.registry import get_expectation_impl  # noqa: PLC0415
+
+    _register_card_expectation()
+    expectations = [
+        get_expectation_impl(e["type"])(**e["kwargs"], meta=e.get("meta"))
+        for e in data["expectations"]
+        if stage in e.get("meta", {}).get("stage", [BACKUP])
+    ]
+    return gx.ExpectationSuite(name=f"{data['name']}.{stage}", expectations=expectations, meta=data.get("meta"))
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Agg:
+    type: str
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
+    stage: str
+    success: bool = True
+    element_count: int = 0
+    unexpected_count: int = 0
+    missing_count: int = 0
+    observed: Any = None
+    batches: int = 0
+
+    def add(self, result: Any) -> None:
+        self.batches += 1
+        self.success = self.success and bool(result.success)
+        r = result.result or {}
+        self.element_count += int(r.get("element_count") or 0)
+        self.unexpected_count += int(r.get("unexpected_count") or 0)
+        self.missing_count += int(r.get("missing_count") or 0)
+        if self.type == "expect_table_columns_to_match_set":
+            # column names only: the store's schema, never its values
+            self.observed = r.get("observed_value")
+
+    def column(self) -> str | None:
+        return self.kwargs.get("column")
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"element_count": self.element_count}
+        if self.type == "expect_table_columns_to_match_set":
+            out = {"observed_value": self.observed}
+        else:
+            out |= {
+                "unexpected_count": self.unexpected_count,
+                "missing_count": self.missing_count,
+                "unexpected_percent": (100.0 * self.unexpected_count / self.element_count) if self.element_count else 0.0,
+            }
+        return out
+
+
+class _StageCheck:
+    """A BatchCheck running one stage of a table's suite on every batch."""
+
+    def __init__(self, validator: GxValidator, table: Table, stage: str):
+        self.validator = validator
+        self.table = table
+        self.stage = stage
+        self.definition = validator._definition(table, stage)
+
+    def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.definition is not None:
+            self.validator._run(self.table.name, self.stage, self.definition, batch.to_pandas())
+        return batch
+
+
+@dataclass
+class GxValidator:
+    policy: Policy
+    out_dir: Path
+    tables: Sequence[str] | None = None
+    aggregates: dict[tuple[str, str, str], _Agg] = field(default_factory=dict)
+    reference_violations: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import great_expectations as gx  # noqa: PLC0415
+        from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        self.out_dir = Path(self.out_dir)
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self.context.data_sources.add_pandas("lomevexi_batches")
+        self._suites = {t.name: load_suite_json(t.name) for t in self.policy.backup_tables
+                        if self.tables is None or t.name in self.tables}
+        self._definitions: dict[tuple[str, str], Any] = {}
+
+    def _definition(self, table: Table, stage: str) -> Any:
+        import great_expectations as gx  # noqa: PLC0415
+
+        key = (table.name, stage)
+        if key not in self._definitions:
+            suite = build_suite(self._suites[table.name], stage)
+            if not suite.expectations:
+                self._definitions[key] = None
+                return None
+            suite = self.context.suites.add(suite)
+            asset = self._source.add_dataframe_asset(f"{table.name}.{stage}")
+            batch_def = asset.add_batch_definition_whole_dataframe("batch")
+            self._definitions[key] = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{table.name}.{stage}", data=batch_def, suite=suite)
+            )
+        return self._definitions[key]
+
+    def _run(self, table: str, stage: str, definition: Any, frame: Any) -> None:
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+        for r in result.results:
+            cfg = r.expectation_config
+            meta = dict(cfg.meta or {})
+            k = (table, stage, meta.get("key", cfg.type))
+            agg = self.aggregates.get(k)
+            if agg is None:
+                kwargs = {kk: v for kk, v in cfg.kwargs.items() if kk != "batch_id"}
+                agg = self.aggregates[k] = _Agg(cfg.type, kwargs, meta, stage)
+            agg.add(r)
+
+    # -- BatchCheck factories --------------------------------------------------------------
+    def source_stage(self, table: Table) -> _StageCheck:
+        return _StageCheck(self, table, SOURCE)
+
+    def backup_stage(self, table: Table) -> _StageCheck:
+        return _StageCheck(self, table, BACKUP)
+
+    def check_source_columns(self, table: Table, present: Sequence[str]) -> None:
+        """The exact column set, checked on what the store has (an empty frame of its columns)."""
+        import pandas as pd  # noqa: PLC0415
+
+        definition = self._definition(table, SOURCE)
+        if definition is None:
+            return
+        self._run(table.name, SOURCE, definition, pd.DataFrame({c: pd.Series([], dtype="object") for c in present}))
+
+    def cover_empty(self, table: Table) -> None:
+        """A table with no rows still gets its backup-stage suite run (on an empty frame)."""
+        if any(t == table.name and stage == BACKUP for (t, stage, _k) in self.aggregates):
+            return
+        definition = self._definition(table, BACKUP)
+        if definition is not None:
+            from lomevexi_governance.source import arrow_schema  # noqa: PLC0415
+
+            self._run(table.name, BACKUP, definition, arrow_schema(table).empty_table().to_pandas())
+
+    # -- results -----------------------------------------------------------------------------
+    def finish(self, *, extra_columns: dict[str, list[str]], reference_violations: list[dict[str, Any]] | None = None,
+               run_name: str = "run") -> dict[str, Any]:
+        self.reference_violations = list(reference_violations or [])
+        failed = [
+            {"table": t, "column": a.column(), "expectation": a.type, "key": a.meta.get("key"), "stage": stage,
+             "unexpected_count": a.unexpected_count, "element_count": a.element_count}
+            for (t, stage, _k), a in sorted(self.aggregates.items())
+            if not a.success
+        ]
+        for ref in self.reference_violations:
+            failed.append({"table": ref["table"], "column": ref["column"], "expectation": "reference",
+                           "key": f"{ref['column']}.reference", "stage": BACKUP,
+                           "unexpected_count": ref["count"], "element_count": None})
+        per_table: dict[str, dict[str, Any]] = {}
+        for (t, stage, _k), a in self.aggregates.items():
+            entry = per_table.setdefault(t, {"success": True, "evaluated": 0, "failed": 0})
+            entry["evaluated"] += 1
+            if not a.success:
+                entry["success"] = False
+                entry["failed"] += 1
+        for ref in self.reference_violations:
+            per_table.setdefault(ref["table"], {"success": True, "evaluated": 0, "failed": 0})
+            per_table[ref["table"]]["success"] = False
+            per_table[ref["table"]]["failed"] += 1
+        success = not failed
+        results_dir = self.out_dir
+        files = self._write_results(results_dir, run_name)
+        summary = {
+            "success": success,
+            "engine": "great_expectations",
+            "tables": per_table,
+            "failed": failed,
+            "extraneous_columns": extra_columns,
+            "results_dir": str(results_dir),
+            "results": files,
+            "data_docs": str(results_dir / "data_docs" / "index.html"),
+        }
+        write_json_atomic(results_dir / "validation_summary.json", summary)
+        return summary
+
+    def _write_results(self, out_dir: Path, run_name: str) -> dict[str, str]:
+        from great_expectations.core import (  # noqa: PLC0415
+            ExpectationSuiteValidationResult,
+            ExpectationValidationResult,
+        )
+        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+        from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+        from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
+            ExpectationConfiguration,
+        )
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.context.add_data_docs_site(
+            site_name="compliance",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                                  "base_directory": str(out_dir.resolve() / "data_docs")},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        run_time = dt.datetime.now(dt.timezone.utc)
+        files: dict[str, str] = {}
+        by_suite: dict[tuple[str, str], list[_Agg]] = {}
+        for (t, stage, _k), a in sorted(self.aggregates.items()):
+            by_suite.setdefault((t, stage), []).append(a)
+        for (t, stage), aggs in by_suite.items():
+            results = [
+                ExpectationValidationResult(
+                    success=a.success,
+                    expectation_config=ExpectationConfiguration(type=a.type, kwargs=a.kwargs, meta=a.meta),
+                    result=a.result(),
+                )
+                for a in aggs
+            ]
+            evaluated = len(results)
+            ok = sum(1 for r in results if r.success)
+            suite_name = f"lomevexi.{t}.{stage}"
+            suite_result = ExpectationSuiteValidationResult(
+                success=ok == evaluated,
+                results=results,
+                suite_name=suite_name,
+                statistics={"evaluated_expectations": evaluated, "successful_expectations": ok,
+                            "unsuccessful_expectations": evaluated - ok,
+                            "success_percent": 100.0 * ok / evaluated if evaluated else 100.0},
+                meta={"table": t, "stage": stage, "batches": max(a.batches for a in aggs),
+                      "run_id": RunIdentifier(run_name=run_name, run_time=run_time)},
+            )
+            path = out_dir / "results" / f"{t}.{stage}.json"
+            write_json_atomic(path, _scrub(suite_result.to_json_dict()))
+            files[f"{t}.{stage}"] = str(path)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+                run_id=RunIdentifier(run_name=run_name, run_time=run_time),
+                batch_identifier=f"{t}-{stage}",
+            )
+            self.context.validation_results_store.set(key, suite_result)
+        self.context.build_data_docs(site_names=["compliance"])
+        return files
+
+
+def _scrub(obj: Any) -> Any:
+    """Drop every value-bearing field GX may add (whitelist of result keys)."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if k == "result" and isinstance(v, dict):
+                out[k] = {rk: rv for rk, rv in v.items() if rk in _RESULT_KEYS or rk in ("unexpected_percent", "observed_value")}
+                if "observed_value" in out[k] and not isinstance(out[k]["observed_value"], list):
+                    out[k].pop("observed_value")
+            else:
+                out[k] = _scrub(v)
+        return out
+    if isinstance(obj, list):
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+def write_suites(policy: Policy | None = None, directory: Path | None = None) -> list[Path]:
+    policy = policy or load_policy()
+    directory = directory or expectations_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in policy.backup_tables:
+        path = directory / f"{table.name}.json"
+        path.write_text(json.dumps(generate_suite(policy, table), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="Great Expectations suites for the minimization gate")
+    parser.add_argument("command", choices=["generate"])
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        for path in write_suites():
+            print(path)  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
