@@ -49,6 +49,7 @@ from lomevexi_governance.assets import RECOVERY_POINT
 )
 def order_backup() -> None:
     @task
+    @glue.fail_fast
     def preflight(**context) -> dict:
         """Check the connections, variables and root key before anything is written."""
         from lomevexi_governance import backup  # noqa: PLC0415
@@ -56,30 +57,35 @@ def order_backup() -> None:
         return backup.preflight_task(glue.task_env(context))
 
     @task(retries=3)
+    @glue.fail_fast
     def write_and_publish(checked: dict, **context) -> dict:
         from lomevexi_governance import backup  # noqa: PLC0415
 
         return backup.write_task(glue.task_env(context))
 
     @task(outlets=[RECOVERY_POINT])
+    @glue.fail_fast
     def verify(outcome: dict, **context) -> dict:
         from lomevexi_governance import backup  # noqa: PLC0415
 
         return backup.verify_task(glue.task_env(context), outcome)
 
     @task
+    @glue.fail_fast
     def expire(verified: dict, **context) -> dict:
         from lomevexi_governance import backup  # noqa: PLC0415
 
         return backup.expire_task(glue.task_env(context))
 
     @task
+    @glue.fail_fast
     def report(outcome: dict, verified: dict, expired: dict, **context) -> str:
         from lomevexi_governance import backup  # noqa: PLC0415
 
         return backup.report_task(glue.task_env(context), outcome, verified, expired)
 
     @task(retries=0)
+    @glue.fail_fast
     def validation_gate(outcome: dict, summary_path: str) -> None:
         """Fail the run (and alert) when the minimization gate failed; the point stays published."""
         from lomevexi_governance import backup  # noqa: PLC0415

@@ -8,8 +8,10 @@ tasks call.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from lomevexi_governance import settings
 
@@ -38,26 +40,54 @@ def notify_failure(context: dict[str, Any]) -> None:
     exc = context.get("exception")
     # The exception text is ours (GovernanceError messages name ids, never values); for
     # foreign exceptions log the type only.
-    from lomevexi_governance.errors import GovernanceError  # noqa: PLC0415
+    from lomevexi_governance.errors import GovernanceError
 
     reason = str(exc) if isinstance(exc, GovernanceError) else type(exc).__name__ if exc else "unknown"
     log.error("GOVERNANCE ALERT dag=%s task=%s run=%s reason=%s", dag_id, task_id, run_id, reason)
     try:
-        from airflow.sdk import Variable  # noqa: PLC0415
+        from airflow.sdk import Variable
 
         to = Variable.get(ALERT_TO_VAR, default=None)
         if not to:
             return
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier  # noqa: PLC0415
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         SmtpNotifier(
             to=[a.strip() for a in str(to).split(",") if a.strip()],
             smtp_conn_id=SMTP_CONN_ID,
             subject=f"[governance] {dag_id}.{task_id} failed",
             html_content=f"<p>Run <code>{run_id}</code>: task <code>{task_id}</code> failed: {reason}</p>",
-        ).notify(context)
-    except Exception:  # noqa: BLE001 - alerting is best effort; the task failure stands
+        ).notify(context)  # type: ignore[arg-type]
+    except Exception:
         log.exception("could not send the failure alert for %s.%s", dag_id, task_id)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail_fast(fn: F) -> F:
+    """Let transient errors retry; fail permanent governance errors at once.
+
+    Retrying cannot fix a wrong root key, a missing column or a tampered file, and a run that
+    waits through its retry delays only hides the failure from on-call for longer. Such errors
+    become ``AirflowFailException`` (no retries), with the same message; transient ones
+    (an unreachable database) go through the task's retries.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from lomevexi_governance.errors import GovernanceError, TransientError
+
+        try:
+            return fn(*args, **kwargs)
+        except TransientError:
+            raise
+        except GovernanceError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -70,14 +100,15 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def store_target(conn_id: str = settings.STORE_CONN_ID) -> settings.DatabaseTarget:
-    from airflow.sdk import Connection  # noqa: PLC0415
+    from airflow.sdk import Connection
 
     return settings.database_target(Connection.get(conn_id))
 
 
 def variable(name: str) -> str:
-    from airflow.sdk import Variable  # noqa: PLC0415
-    from lomevexi_governance.errors import ConfigurationError  # noqa: PLC0415
+    from airflow.sdk import Variable
+
+    from lomevexi_governance.errors import ConfigurationError
 
     try:
         value = Variable.get(name)
@@ -94,14 +125,14 @@ def roots() -> settings.Roots:
 
 
 def kms_connection(conn_id: str = settings.KMS_CONN_ID) -> Any:
-    from airflow.sdk import Connection  # noqa: PLC0415
+    from airflow.sdk import Connection
 
     return Connection.get(conn_id)
 
 
 def task_env(context: dict[str, Any], *, store_conn_id: str = settings.STORE_CONN_ID) -> Any:
     """Everything a governance task needs, read from Airflow at run time."""
-    from lomevexi_governance.runtime import TaskEnv  # noqa: PLC0415
+    from lomevexi_governance.runtime import TaskEnv
 
     ident = run_identity(context)
     r = roots()

@@ -194,8 +194,8 @@ def _outcome_path(env: Any) -> Any:
 
 
 def write_task(env: Any) -> dict[str, Any]:
-    from lomevexi_governance.reports import write_json_atomic  # noqa: PLC0415
-    from lomevexi_governance.validation import GxValidator  # noqa: PLC0415
+    from lomevexi_governance.reports import write_json_atomic
+    from lomevexi_governance.validation import GxValidator
 
     report_dir = env.report_dir
     outcome = run_backup(
@@ -234,7 +234,7 @@ def expire_task(env: Any) -> dict[str, Any]:
 
 
 def report_task(env: Any, outcome: dict[str, Any], verified: dict[str, Any], expired: dict[str, Any]) -> str:
-    from lomevexi_governance.reports import read_json, write_json_atomic  # noqa: PLC0415
+    from lomevexi_governance.reports import read_json, write_json_atomic
 
     full = read_json(outcome["outcome_path"])
     summary = {
@@ -260,8 +260,8 @@ def report_task(env: Any, outcome: dict[str, Any], verified: dict[str, Any], exp
 
 
 def gate(outcome: dict[str, Any], summary_path: str) -> None:
-    from lomevexi_governance.errors import ValidationFailed  # noqa: PLC0415
-    from lomevexi_governance.reports import read_json  # noqa: PLC0415
+    from lomevexi_governance.errors import ValidationFailed
+    from lomevexi_governance.reports import read_json
 
     if outcome["validation_success"]:
         return

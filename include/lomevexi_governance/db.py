@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from lomevexi_governance.errors import ConfigurationError, SourceSchemaError
+from lomevexi_governance.errors import ConfigurationError, SourceSchemaError, SourceUnavailable
 from lomevexi_governance.settings import DatabaseTarget
 
 SQLITE_TIMEOUT_S = 60.0
@@ -28,20 +28,20 @@ def connect(target: DatabaseTarget, *, autocommit: bool = False) -> Any:
                 isolation_level=None if autocommit else "DEFERRED",
             )
         except sqlite3.OperationalError as exc:
-            raise ConfigurationError(
+            raise SourceUnavailable(
                 f"connection {target.conn_id!r}: cannot open SQLite database {target.path}: {exc}"
             ) from None
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 60000")
         return conn
     if target.is_postgres:
-        import psycopg  # noqa: PLC0415 - heavy import, only when needed
+        import psycopg
 
         try:
             return psycopg.connect(target.postgres_uri(), autocommit=autocommit, connect_timeout=15)
         except psycopg.OperationalError as exc:
             # libpq messages name host and database, never the password
-            raise ConfigurationError(
+            raise SourceUnavailable(
                 f"connection {target.conn_id!r}: cannot reach PostgreSQL at {target.describe()}: "
                 f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
             ) from None

@@ -10,6 +10,17 @@ class GovernanceError(Exception):
     """Base class for every failure this library raises on purpose."""
 
 
+class TransientError(GovernanceError):
+    """A service did not answer (database, object store): retrying may succeed.
+
+    Every other :class:`GovernanceError` is permanent, so tasks fail at once without retries.
+    """
+
+
+class SourceUnavailable(TransientError):
+    """The store (or a restore target) could not be reached."""
+
+
 class PolicyError(GovernanceError):
     """The policy file is malformed or inconsistent."""
 

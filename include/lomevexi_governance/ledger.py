@@ -130,7 +130,9 @@ class Ledger:
         if anchor is not None:
             found = next((e for e in entries if e["seq"] == anchor.seq), None)
             if found is None or found["hash"] != anchor.hash:
-                raise IntegrityError(f"{where}: the chain no longer contains the recorded head {anchor.seq} (truncated?)")
+                raise IntegrityError(
+                    f"{where}: the chain no longer contains the recorded head {anchor.seq} (truncated?)"
+                )
         head = Head(entries[-1]["seq"], entries[-1]["hash"]).as_dict() if entries else None
         return {"ok": True, "entries": len(entries), "head": head}
 

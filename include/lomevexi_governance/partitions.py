@@ -185,7 +185,8 @@ class PartitionPlanner:
             return self._order_codes(ints(batch.column("order_id")))[0]
         if table.name == "service_tickets":
             assert self.orders is not None and self.holds is not None
-            verdict = ticket_verdicts(self.policy, self.logical_date, pa.Table.from_batches([batch]), self.orders, self.holds)
+            tickets = pa.Table.from_batches([batch])
+            verdict = ticket_verdicts(self.policy, self.logical_date, tickets, self.orders, self.holds)
             codes = self._codes_for_due(verdict["due_at"], verdict["due_at"] >= 0)
             codes[verdict["protected"] & (verdict["due_at"] >= 0)] = PROTECTED
             return codes

@@ -126,7 +126,7 @@ class TableWriter:
             props = encryption_properties(self.keys, key_ids, self.columns_by_class)
         full = self.storage.full(f"{self.base_rel}/{rel}")
         if self.storage.atomic_rename:
-            import os  # noqa: PLC0415
+            import os
 
             os.makedirs(os.path.dirname(full), exist_ok=True)
         writer = pq.ParquetWriter(
@@ -235,7 +235,8 @@ def write_point(
         writer = TableWriter(storage, staging, point_id, table, schema, keys, run_id, policy.row_group_rows, encrypt)
         checks = list(checks_for(table, planner))
         try:
-            for batch in snapshot.stream(table):
+            for raw in snapshot.stream(table):
+                batch = raw
                 for check in checks:
                     batch = check.process(batch)
                 writer.add(batch, planner.assign(table, batch), planner.partition)
@@ -385,7 +386,10 @@ def load_point(storage: Storage, point_id: str, keys: KeyService | None = None, 
 
 
 def verify_files(
-    storage: Storage, point: PointRef, tables: Iterable[str] | None = None, skip: Callable[[dict[str, Any]], bool] | None = None
+    storage: Storage,
+    point: PointRef,
+    tables: Iterable[str] | None = None,
+    skip: Callable[[dict[str, Any]], bool] | None = None,
 ) -> dict[str, Any]:
     """Check the SHA-256 and size of every file against the manifest; raise naming the first bad file."""
     base = point_dir(point.point_id)

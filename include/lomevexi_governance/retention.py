@@ -92,6 +92,7 @@ class OrderRetention:
     protected: np.ndarray  # bool
     protected_reason: np.ndarray  # object: None | LEGAL_HOLD | OPEN_TICKET
     is_due: np.ndarray  # bool: past retention and not protected
+    logical_us: int | None = None  # the logical date the verdicts are for (µs)
 
     def lookup(self, order_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row index of each id in this table, and whether it was found (orphans are not)."""
@@ -105,6 +106,8 @@ class OrderRetention:
     def protected_counts(self) -> dict[str, int]:
         """Orders past retention that are kept, by the reason that keeps them."""
         past = self.has_clock & ~self.is_due & self.protected
+        if self.logical_us is not None:  # protected orders not yet past retention are not "kept"
+            past &= self.due_at <= self.logical_us
         reasons = self.protected_reason[past]
         return {LEGAL_HOLD: int(np.sum(reasons == LEGAL_HOLD)), OPEN_TICKET: int(np.sum(reasons == OPEN_TICKET))}
 
@@ -135,10 +138,12 @@ def evaluate_orders(
     reason[open_ticket] = OPEN_TICKET
     reason[on_hold] = LEGAL_HOLD  # a hold is the stronger reason when both apply
     is_due = has_clock & (due_at <= to_us(logical_date)) & ~protected
-    return OrderRetention(order_id, customer_id, due_at, has_clock, protected, reason, is_due)
+    return OrderRetention(order_id, customer_id, due_at, has_clock, protected, reason, is_due, to_us(logical_date))
 
 
-def clock_due(policy: Policy, table: str, clock_values: pa.Array, logical_date: dt.datetime) -> tuple[np.ndarray, np.ndarray]:
+def clock_due(
+    policy: Policy, table: str, clock_values: pa.Array, logical_date: dt.datetime
+) -> tuple[np.ndarray, np.ndarray]:
     """(due instants in µs, has clock) for a table with its own retention clock."""
     rule = policy.retention[table]
     clock, has_clock = ts_us(clock_values)

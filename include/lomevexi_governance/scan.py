@@ -65,17 +65,31 @@ def _digit_value(ch: str) -> int:
 
 def luhn_ok(digits: list[int]) -> bool:
     total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    for i, digit in enumerate(reversed(digits)):
+        value = digit * 2 if i % 2 == 1 else digit
+        total += value - 9 if value > 9 else value
     return total % 10 == 0
 
 
+def card_grouping(sizes: list[int]) -> bool:
+    """Whether digit groups split by separators are written the way card numbers are.
+
+    One unbroken run of 13-19 digits, or the printed groupings: 4-4-4-4 (plus a last group of
+    1-3 for 17-19 digits, or 4-4-4-1 for 13), Amex 4-6-5 and Diners 4-6-4. An order number such as
+    ``LMX-20261124-000123`` (8-6) or a phone number (3-4-4) is not a card however its digits sum.
+    """
+    total = sum(sizes)
+    if not 13 <= total <= 19:
+        return False
+    if len(sizes) == 1:
+        return True
+    if sizes in ([4, 6, 5], [4, 6, 4]):
+        return True
+    return all(s == 4 for s in sizes[:-1]) and 1 <= sizes[-1] <= 4
+
+
 def find_cards(text: str) -> list[tuple[int, int]]:
-    """Spans of card numbers in ``text``: whole digit groups, 13-19 digits, passing Luhn."""
+    """Spans of card numbers in ``text``: 13-19 digits in a card grouping, passing Luhn."""
     spans: list[tuple[int, int]] = []
     for run in _CARD_RUN.finditer(text):
         groups = [(m.start() + run.start(), m.end() + run.start()) for m in _GROUP.finditer(run.group())]
@@ -83,12 +97,14 @@ def find_cards(text: str) -> list[tuple[int, int]]:
         while i < len(groups):
             found = None
             digits: list[int] = []
+            sizes: list[int] = []
             # the longest span of whole groups starting at i that is a valid card number
             for j in range(i, len(groups)):
                 digits += [_digit_value(c) for c in text[groups[j][0] : groups[j][1]]]
+                sizes.append(groups[j][1] - groups[j][0])
                 if len(digits) > 19:
                     break
-                if len(digits) >= 13 and luhn_ok(digits):
+                if card_grouping(sizes) and luhn_ok(digits):
                     found = j
             if found is None:
                 i += 1

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lomevexi_governance import db
-from lomevexi_governance.errors import ConfigurationError, SourceSchemaError
+from lomevexi_governance.errors import SourceSchemaError, SourceUnavailable
 from lomevexi_governance.policy import Column, Table
 from lomevexi_governance.settings import DatabaseTarget
 
@@ -60,7 +60,7 @@ def parse_timestamps(values: pa.Array, where: str) -> pa.Array:
         return values.cast(TIMESTAMP)
     except pa.ArrowInvalid:
         pass
-    out = []
+    out: list[dt.datetime | None] = []
     for v in values.to_pylist():
         if v is None:
             out.append(None)
@@ -124,7 +124,7 @@ class Snapshot:
                     f"file:{self.target.path}?mode=ro", uri=True, timeout=60, isolation_level=None
                 )
             except sqlite3.OperationalError as exc:
-                raise ConfigurationError(
+                raise SourceUnavailable(
                     f"connection {self.target.conn_id!r}: cannot open SQLite store {self.target.path}: {exc}"
                 ) from None
             self._conn.execute("BEGIN")  # deferred: the first SELECT pins the snapshot
@@ -132,12 +132,12 @@ class Snapshot:
             self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             self.info = SnapshotInfo("sqlite", started, f"data_version={version}")
         else:
-            import adbc_driver_postgresql.dbapi as pg  # noqa: PLC0415
+            import adbc_driver_postgresql.dbapi as pg
 
             try:
                 self._conn = pg.connect(self.target.postgres_uri(), autocommit=True)
             except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
-                raise ConfigurationError(
+                raise SourceUnavailable(
                     f"connection {self.target.conn_id!r}: cannot reach PostgreSQL at "
                     f"{self.target.describe()} ({type(exc).__name__})"
                 ) from None

@@ -29,9 +29,9 @@ import pyarrow as pa
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from lomevexi_governance.policy import Policy, Table, load_policy  # noqa: E402
-from lomevexi_governance.reports import write_json_atomic  # noqa: E402
-from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, find_cards  # noqa: E402
+from lomevexi_governance.policy import Policy, Table, load_policy
+from lomevexi_governance.reports import write_json_atomic
+from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, find_cards
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def load_suite_json(table: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        from lomevexi_governance.errors import ConfigurationError  # noqa: PLC0415
+        from lomevexi_governance.errors import ConfigurationError
 
         raise ConfigurationError(f"no expectation suite for table {table!r} at {path}") from None
 
@@ -120,13 +120,13 @@ def load_suite_json(table: str) -> dict[str, Any]:
 
 def _register_card_expectation() -> None:
     """Register ``expect_column_values_to_not_contain_card_number`` with GX (once)."""
-    from great_expectations.expectations import registry  # noqa: PLC0415
+    from great_expectations.expectations import registry
 
-    if CARD_EXPECTATION in registry._registered_expectations:  # noqa: SLF001
+    if CARD_EXPECTATION in registry._registered_expectations:
         return
-    from great_expectations.execution_engine import PandasExecutionEngine  # noqa: PLC0415
-    from great_expectations.expectations.expectation import ColumnMapExpectation  # noqa: PLC0415
-    from great_expectations.expectations.metrics import (  # noqa: PLC0415
+    from great_expectations.execution_engine import PandasExecutionEngine
+    from great_expectations.expectations.expectation import ColumnMapExpectation
+    from great_expectations.expectations.metrics import (
         ColumnMapMetricProvider,
         column_condition_partial,
     )
@@ -154,8 +154,8 @@ def _register_card_expectation() -> None:
 
 
 def build_suite(data: dict[str, Any], stage: str) -> Any:
-    import great_expectations as gx  # noqa: PLC0415
-    from great_expectations.expectations.registry import get_expectation_impl  # noqa: PLC0415
+    import great_expectations as gx
+    from great_expectations.expectations.registry import get_expectation_impl
 
     _register_card_expectation()
     expectations = [
@@ -204,7 +204,9 @@ class _Agg:
             out |= {
                 "unexpected_count": self.unexpected_count,
                 "missing_count": self.missing_count,
-                "unexpected_percent": (100.0 * self.unexpected_count / self.element_count) if self.element_count else 0.0,
+                "unexpected_percent": (
+                    100.0 * self.unexpected_count / self.element_count if self.element_count else 0.0
+                ),
             }
         return out
 
@@ -233,8 +235,8 @@ class GxValidator:
     reference_violations: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        import great_expectations as gx  # noqa: PLC0415
-        from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self.out_dir = Path(self.out_dir)
@@ -246,7 +248,7 @@ class GxValidator:
         self._definitions: dict[tuple[str, str], Any] = {}
 
     def _definition(self, table: Table, stage: str) -> Any:
-        import great_expectations as gx  # noqa: PLC0415
+        import great_expectations as gx
 
         key = (table.name, stage)
         if key not in self._definitions:
@@ -283,7 +285,7 @@ class GxValidator:
 
     def check_source_columns(self, table: Table, present: Sequence[str]) -> None:
         """The exact column set, checked on what the store has (an empty frame of its columns)."""
-        import pandas as pd  # noqa: PLC0415
+        import pandas as pd
 
         definition = self._definition(table, SOURCE)
         if definition is None:
@@ -296,7 +298,7 @@ class GxValidator:
             return
         definition = self._definition(table, BACKUP)
         if definition is not None:
-            from lomevexi_governance.source import arrow_schema  # noqa: PLC0415
+            from lomevexi_governance.source import arrow_schema
 
             self._run(table.name, BACKUP, definition, arrow_schema(table).empty_table().to_pandas())
 
@@ -315,7 +317,7 @@ class GxValidator:
                            "key": f"{ref['column']}.reference", "stage": BACKUP,
                            "unexpected_count": ref["count"], "element_count": None})
         per_table: dict[str, dict[str, Any]] = {}
-        for (t, stage, _k), a in self.aggregates.items():
+        for (t, _stage, _k), a in self.aggregates.items():
             entry = per_table.setdefault(t, {"success": True, "evaluated": 0, "failed": 0})
             entry["evaluated"] += 1
             if not a.success:
@@ -342,16 +344,16 @@ class GxValidator:
         return summary
 
     def _write_results(self, out_dir: Path, run_name: str) -> dict[str, str]:
-        from great_expectations.core import (  # noqa: PLC0415
+        from great_expectations.core import (
             ExpectationSuiteValidationResult,
             ExpectationValidationResult,
         )
-        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
-        from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
             ExpectationSuiteIdentifier,
             ValidationResultIdentifier,
         )
-        from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415
+        from great_expectations.expectations.expectation_configuration import (
             ExpectationConfiguration,
         )
 
@@ -411,7 +413,8 @@ def _scrub(obj: Any) -> Any:
         out = {}
         for k, v in obj.items():
             if k == "result" and isinstance(v, dict):
-                out[k] = {rk: rv for rk, rv in v.items() if rk in _RESULT_KEYS or rk in ("unexpected_percent", "observed_value")}
+                keep = (*_RESULT_KEYS, "unexpected_percent", "observed_value")
+                out[k] = {rk: rv for rk, rv in v.items() if rk in keep}
                 if "observed_value" in out[k] and not isinstance(out[k]["observed_value"], list):
                     out[k].pop("observed_value")
             else:
@@ -429,20 +432,21 @@ def write_suites(policy: Policy | None = None, directory: Path | None = None) ->
     written = []
     for table in policy.backup_tables:
         path = directory / f"{table.name}.json"
-        path.write_text(json.dumps(generate_suite(policy, table), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = json.dumps(generate_suite(policy, table), indent=2, ensure_ascii=False) + "\n"
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import argparse  # noqa: PLC0415
+    import argparse
 
     parser = argparse.ArgumentParser(description="Great Expectations suites for the minimization gate")
     parser.add_argument("command", choices=["generate"])
     args = parser.parse_args(argv)
     if args.command == "generate":
         for path in write_suites():
-            print(path)  # noqa: T201
+            print(path)
 
 
 if __name__ == "__main__":

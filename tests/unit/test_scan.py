@@ -1,0 +1,110 @@
+"""Content scan: card numbers masked (Luhn), formats checked, primary keys reported, never values."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from lomevexi_governance.scan import ContentScanner, find_cards, luhn_ok, mask_text
+from lomevexi_governance.source import arrow_schema
+
+pytestmark = pytest.mark.unit
+
+VISA = "4111111111111111"
+MC = "5555555555554444"
+AMEX = "378282246310005"  # 15 digits
+JCB = "3530111333300000"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"カード番号は{VISA}です",
+        "カード 4111 1111 1111 1111 でお願いします",
+        "番号：4111-1111-1111-1111。",
+        "４１１１　１１１１　１１１１　１１１１",  # full-width digits and spaces
+        "４１１１－１１１１－１１１１－１１１１🙏",
+        f"amex {AMEX[:4]} {AMEX[4:10]} {AMEX[10:]}",
+        f"JCB:{JCB}",
+    ],
+)
+def test_card_numbers_are_masked_to_the_last_four(text):
+    masked, n = mask_text(text)
+    assert n == 1
+    digits = "".join(c for c in masked if c.isdigit())
+    assert len(digits) == 4
+    assert "*" in masked
+
+
+def test_non_luhn_and_short_numbers_are_left_alone():
+    for text in ["注文番号 LMX-20261124-000123", "090-1234-5678", "4111111111111112", "123456789012", "追跡番号 123456789012"]:
+        assert mask_text(text) == (text, 0), text
+
+
+def test_two_cards_in_one_text():
+    masked, n = mask_text(f"{VISA} と {MC[:4]}-{MC[4:8]}-{MC[8:12]}-{MC[12:]}")
+    assert n == 2 and VISA not in masked and "4444" in masked
+
+
+def test_luhn():
+    assert luhn_ok([int(c) for c in VISA]) and not luhn_ok([int(c) for c in VISA[:-1] + "2"])
+    assert find_cards("x") == []
+
+
+def _batch(policy, table, rows):
+    t = policy.table(table)
+    schema = arrow_schema(t)
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return t, pa.RecordBatch.from_pydict(cols, schema=schema)
+
+
+def test_scanner_masks_and_reports_keys_not_values(policy):
+    t, batch = _batch(policy, "payments", [
+        {"payment_id": 1, "order_id": 1, "method": "credit_card", "card_brand": "visa", "card_last4": VISA,
+         "amount_jpy": 100, "status": "captured"},
+        {"payment_id": 2, "order_id": 1, "method": "konbini", "card_brand": None, "card_last4": None,
+         "amount_jpy": 100, "status": "captured"},
+    ])
+    scanner = ContentScanner(t)
+    out = scanner.process(batch)
+    assert out.column("card_last4").to_pylist() == ["1111", None]
+    report = scanner.result.as_dict()
+    assert report["masked"] == {"payments.card_last4": 1}
+    assert VISA not in repr(report)
+    rules = {(v["column"], v["rule"]): v for v in report["violations"]}
+    assert rules[("card_last4", "card_number")]["primary_keys"] == [1]
+    assert ("updated_at", "not_null") in rules  # the test rows omit it: reported, rows still kept
+    assert out.num_rows == 2
+
+
+def test_malformed_phone_and_email_in_name_are_reported(policy):
+    good = {"order_id": 1, "order_number": "LMX-1", "customer_id": 1, "status": "completed", "total_amount_jpy": 1,
+            "recipient_name": "山田 花子", "recipient_phone": "090-1234-5678", "postal_code": "150-0001",
+            "prefecture": "東京都", "city": "渋谷区", "address_line1": "神南1-2-3"}
+    rows = [
+        good,
+        good | {"order_id": 2, "recipient_phone": "090-1234-567"},
+        good | {"order_id": 3, "recipient_phone": "03-1234-5678"},
+        good | {"order_id": 4, "recipient_phone": "0120-123-456"},
+        good | {"order_id": 5, "recipient_phone": "090-123-4567"},
+        good | {"order_id": 6, "recipient_name": "山田 hanako@example.jp"},
+        good | {"order_id": 7, "postal_code": "1500001", "prefecture": "東京"},
+    ]
+    t, batch = _batch(policy, "orders", rows)
+    scanner = ContentScanner(t)
+    scanner.process(batch)
+    rules = {(v["column"], v["rule"]): v["primary_keys"] for v in scanner.result.as_dict()["violations"]}
+    assert rules[("recipient_phone", "format_jp_phone")] == [2, 5]
+    assert rules[("recipient_name", "email_outside_customers_email")] == [6]
+    assert rules[("postal_code", "format_jp_postal_code")] == [7]
+    assert rules[("prefecture", "value_set")] == [7]
+    assert "hanako" not in repr(scanner.result.as_dict())
+
+
+def test_identifiers_that_happen_to_pass_luhn_are_not_cards():
+    # 14 digits that pass Luhn, but grouped as an order number (8-6) or a date and a serial
+    assert mask_text("LMX-20250101-000005") == ("LMX-20250101-000005", 0)
+    assert mask_text("注文 LMX-20261124-000123 について") == ("注文 LMX-20261124-000123 について", 0)
+    # the same digits typed as a card would be are masked
+    assert mask_text("4111-1111-1111-1111")[1] == 1
+    assert mask_text("4222 2222 2222 2")[1] == 1  # 13-digit Visa, 4-4-4-1
