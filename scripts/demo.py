@@ -40,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", default=None, help="the night to run (YYYY-MM-DD, Asia/Tokyo); default today")
     args = parser.parse_args(argv)
 
-    import pendulum  # noqa: PLC0415
+    import pendulum
 
-    from lomevexi_governance import seed  # noqa: PLC0415
-    from lomevexi_governance.settings import target_from_uri  # noqa: PLC0415
+    from lomevexi_governance import seed
+    from lomevexi_governance.settings import target_from_uri
 
     night = pendulum.parse(args.date, tz="Asia/Tokyo") if args.date else pendulum.today("Asia/Tokyo")
     # order_backup's schedule: 01:00 Asia/Tokyo; the other jobs use the same logical date

@@ -22,7 +22,7 @@ AIRFLOW = str(ROOT / "bin" / "airflow")
 
 def run_state(dag_id: str, logical_date: str, env: dict[str, str] | None = None) -> tuple[str | None, str | None]:
     """(state, run_id) of the newest run of ``dag_id`` at ``logical_date``."""
-    import pendulum  # noqa: PLC0415
+    import pendulum
 
     out = subprocess.run(
         [AIRFLOW, "dags", "list-runs", dag_id, "-o", "json"],

@@ -159,6 +159,6 @@ def run_identity(context: dict[str, Any]) -> dict[str, Any]:
         "dag_id": dag_run.dag_id,
         "run_id": dag_run.run_id,
         "logical_date": logical.astimezone(dt.timezone.utc),
-        "run_type": str(getattr(dag_run, "run_type", "")),
+        "run_type": getattr(getattr(dag_run, "run_type", ""), "value", str(getattr(dag_run, "run_type", ""))),
         "triggered_by": triggered_by,
     }

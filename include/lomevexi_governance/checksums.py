@@ -36,7 +36,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def _string_hashes(arr: pa.Array) -> np.ndarray:
     """64-bit hash of every UTF-8 value (pandas' SipHash with a fixed key: stable across runs)."""
-    from pandas.util import hash_array  # noqa: PLC0415 - pandas only when strings are hashed
+    from pandas.util import hash_array
 
     values = arr.fill_null("").to_numpy(zero_copy_only=False)
     return hash_array(values.astype(object), categorize=False)

@@ -44,7 +44,7 @@ class TaskEnv:
     @cached_property
     def keys(self) -> KeyService:
         if self.kms_connection is None:
-            from lomevexi_governance.errors import ConfigurationError  # noqa: PLC0415
+            from lomevexi_governance.errors import ConfigurationError
 
             raise ConfigurationError("connection 'governance_kms' is not configured")
         return keyring_from_connection(self.kms_connection)
@@ -55,7 +55,7 @@ class TaskEnv:
 
     def require_store(self) -> DatabaseTarget:
         if self.store is None:
-            from lomevexi_governance.errors import ConfigurationError  # noqa: PLC0415
+            from lomevexi_governance.errors import ConfigurationError
 
             raise ConfigurationError("connection 'store_db' is not configured")
         return self.store

@@ -139,7 +139,7 @@ def sqlite_target(path: str, conn_id: str = "scratch") -> DatabaseTarget:
 
 def target_from_uri(uri: str, conn_id: str = "adhoc") -> DatabaseTarget:
     """Parse a connection URI the way Airflow does (used by tools and tests)."""
-    from airflow.models.connection import Connection  # noqa: PLC0415 - keep airflow optional
+    from airflow.models.connection import Connection
 
     return database_target(Connection(conn_id=conn_id, uri=uri))
 

@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -43,7 +43,10 @@ class Storage:
     def write_bytes(self, rel: str, data: bytes) -> None:
         raise NotImplementedError
 
-    def delete_tree(self, rel: str) -> None:
+    def delete_tree(self, rel: str, *, last: Sequence[str] = ()) -> None:
+        """Delete a file or a folder. Files directly under ``rel`` named in ``last`` go last,
+        in that order, so an interrupted delete leaves them (e.g. a point's manifest) behind
+        and a rerun that still finds them can finish the job."""
         raise NotImplementedError
 
     def list_dir(self, rel: str) -> list[str]:
@@ -108,13 +111,19 @@ class LocalStorage(Storage):
         return os.path.join(self.root, rel) if rel else self.root
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        from lomevexi_governance.reports import write_bytes_atomic  # noqa: PLC0415
+        from lomevexi_governance.reports import write_bytes_atomic
 
         write_bytes_atomic(self.full(rel), data)
 
-    def delete_tree(self, rel: str) -> None:
+    def delete_tree(self, rel: str, *, last: Sequence[str] = ()) -> None:
         path = self.full(rel)
         if os.path.isdir(path):
+            if last:
+                for name in sorted(os.listdir(path)):
+                    if name not in last:
+                        self.delete_tree(_join(rel, name))
+                for name in last:
+                    self.delete_tree(_join(rel, name))
             shutil.rmtree(path)
         elif os.path.exists(path):
             os.unlink(path)
@@ -196,12 +205,21 @@ class ObjectStorage(Storage):
         with self.filesystem.open_output_stream(self.full(rel)) as fh:
             fh.write(data)
 
-    def delete_tree(self, rel: str) -> None:
+    def delete_tree(self, rel: str, *, last: Sequence[str] = ()) -> None:
         info = self.filesystem.get_file_info(self.full(rel))
-        if info.type == pafs.FileType.Directory:
-            self.filesystem.delete_dir(self.full(rel))
-        elif info.type == pafs.FileType.File:
+        if info.type == pafs.FileType.File:
             self.filesystem.delete_file(self.full(rel))
+        elif info.type == pafs.FileType.Directory:
+            if last:
+                # S3 batch deletes come in no particular order: delete everything but ``last``
+                # first (sub-folders in batches), then ``last`` one by one, in order
+                for child in self.list_dir(rel):
+                    if child not in last:
+                        self.delete_tree(_join(rel, child))
+                for name in last:
+                    self.delete_tree(_join(rel, name))
+            if self.filesystem.get_file_info(self.full(rel)).type == pafs.FileType.Directory:
+                self.filesystem.delete_dir(self.full(rel))
 
     def list_dir(self, rel: str) -> list[str]:
         selector = pafs.FileSelector(self.full(rel), recursive=False, allow_not_found=True)
@@ -214,6 +232,10 @@ class ObjectStorage(Storage):
     def publish(self, staging_rel: str, final_rel: str) -> None:
         if staging_rel != final_rel:
             raise ConfigurationError("object-store points are written in place")
+
+
+def _join(rel: str, name: str) -> str:
+    return f"{rel.rstrip('/')}/{name}" if rel else name
 
 
 def storage_for(root: str) -> Storage:
