@@ -548,3 +548,11 @@ def test_postgres_reader_compares_instants(pg_store: str) -> None:
     table = pa.Table.from_batches(list(read_events(target_from_uri(pg_store), period.start_utc, period.end_utc)))
     assert sorted(table.column("event_id").to_pylist()) == [2, 3]
     assert table.column("occurred_at").to_pylist()[-1] == dt.datetime(2026, 11, 24, 14, 59, 59, 999_999, tzinfo=UTC)
+
+
+def test_denied_attempt_outside_the_grants_is_a_finding_that_says_so(rules: AccessRules) -> None:
+    tried = [ev(jst(TUE, 10, m), resource="payments", outcome="denied", staff="cs-5") for m in (0, 30)]
+    result = audit(rules, tried)
+    found = [f for f in result.findings if f.rule == "role_category"]
+    assert len(found) == 1 and found[0].event_ids == tuple(e["event_id"] for e in tried)
+    assert "tried to read payment data" in found[0].explanation and "2 of 2 attempt(s) denied" in found[0].explanation

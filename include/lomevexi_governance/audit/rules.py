@@ -29,8 +29,9 @@ An attempt outside the role's grants is a finding even when the back office deni
 policy forbids the attempt (customer service has no business asking for payment data), and a
 denied attempt is exactly the early warning policy IV.1 asks for; the finding's explanation says
 it was denied. ``bulk_access`` counts only allowed exports and searches (a denied one returned
-nothing). Every denied attempt also feeds ``denied_burst``. Unknown roles have no grants and unknown resources belong to no category
-(``unknown``), so both are flagged: the rules fail closed.
+nothing). Every denied attempt also feeds ``denied_burst``. Unknown roles have no grants and
+unknown resources belong to no category (``unknown``), so both are flagged: the rules fail
+closed.
 
 Findings group events: one finding per staff member, local day and data category for the first
 three rules, per staff member and local day for ``outside_business_hours``, per burst for
@@ -475,6 +476,7 @@ class AuditEngine:
                     act=act[idx],
                     cat=cat[idx],
                     records=records[idx],
+                    denied=denied[idx].astype(np.int64),
                 )
 
         # aggregates
@@ -592,6 +594,7 @@ class AuditEngine:
                 ("local", "min"),
                 ("local", "max"),
                 ("records", "sum"),
+                ("denied", "sum"),
                 ("res", "list"),
                 ("act", "list"),
                 ("role", "distinct"),
@@ -614,9 +617,12 @@ class AuditEngine:
             acts = ", ".join(f"{a} x{n}" for a, n in sorted(actions.items()))
             n = len(g["event_id_list"])
             records = int(g["records_sum"] or 0)
+            n_denied = int(g["denied_sum"] or 0)
+            attempts = f"; {n_denied} of {n} attempt(s) denied" if n_denied else ""
             if rule == "role_category":
+                verb = "tried to read" if n_denied == n else "read"
                 text = (
-                    f"{role} read {category} data ({what}: {acts}) although the role may not read "
+                    f"{role} {verb} {category} data ({what}: {acts}{attempts}) although the role may not read "
                     f"{category} (policy access.roles.{role}.read)"
                 )
             elif rule == "write_not_allowed":
@@ -629,7 +635,8 @@ class AuditEngine:
                 if unknown:
                     reasons.append(f"the action(s) {', '.join(unknown)} are not known to the policy")
                 why = " and ".join(reasons) or "the policy does not allow it"
-                text = f"{role} changed {category} data ({what}: {acts}) although {why}"
+                verb = "tried to change" if n_denied == n else "changed"
+                text = f"{role} {verb} {category} data ({what}: {acts}{attempts}) although {why}"
             else:
                 text = (
                     f"{role} pulled {records:,} {what} records in {n} bulk request(s) ({acts}), each above "
