@@ -34,12 +34,52 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def _string_hashes(arr: pa.Array) -> np.ndarray:
-    """64-bit hash of every UTF-8 value (pandas' SipHash with a fixed key: stable across runs)."""
-    from pandas.util import hash_array
+_P = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
+_P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
+#: recorded in every manifest, so a verifier knows how the checksums were computed
+ALGORITHM = "splitmix64-sum/poly64-utf8/1"
 
-    values = arr.fill_null("").to_numpy(zero_copy_only=False)
-    return hash_array(values.astype(object), categorize=False)
+
+_POWERS: list[np.ndarray] = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P**j`` and ``P**-j`` for ``j < n`` (cached, grown geometrically)."""
+    if len(_POWERS[0]) < n:
+        size = max(n, 2 * len(_POWERS[0]))
+        with np.errstate(over="ignore"):
+            for i, base in enumerate((_P, _P_INV)):
+                table = np.full(size, base, dtype=np.uint64)
+                table[0] = 1
+                _POWERS[i] = np.cumprod(table)
+    return _POWERS[0][:n], _POWERS[1][:n]
+
+
+def _string_hashes(arr: pa.Array) -> np.ndarray:
+    """64-bit hash of every UTF-8 value, straight from the Arrow buffers (no Python objects).
+
+    ``h = sum((b_j + 1) * P**j) mod 2**64`` over a value's bytes, computed for all values at once
+    from one prefix sum over the data buffer (``P**-start`` shifts each value back to position 0),
+    then mixed with the value's length by splitmix64.
+    """
+    if pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.string())
+    n = len(arr)
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    if buffers[2] is not None and end > start:
+        data = np.frombuffer(buffers[2], dtype=np.uint8)[start:end].astype(np.uint64)
+    else:
+        data = np.zeros(0, dtype=np.uint64)
+    rel = offsets - start
+    powers, inverse = _powers(len(data) + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+        np.cumsum((data + np.uint64(1)) * powers[:-1], out=prefix[1:])
+        h = (prefix[rel[1:]] - prefix[rel[:-1]]) * inverse[rel[:-1]]
+        lengths = (rel[1:] - rel[:-1]).astype(np.uint64)
+        return _mix(h ^ (lengths * _K))
 
 
 def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -48,7 +88,7 @@ def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     t = arr.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        h = _string_hashes(arr)
+        h = _string_hashes(arr.fill_null(""))
     elif pa.types.is_timestamp(t):
         h = _mix(arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy().view(np.uint64))
     elif pa.types.is_integer(t):

@@ -146,6 +146,7 @@ class LocalKeyring:
         self._source = source
         self._lock = threading.Lock()
         self._unwrapped: dict[str, bytes] = {}
+        self._known: set[str] = set()  # master keys seen to exist (never destroyed by this object)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._init()
 
@@ -256,10 +257,15 @@ class LocalKeyring:
 
     # -- KeyService ----------------------------------------------------------------------
     def ensure_master_key(self, key_id: str, *, created_by: str) -> None:
-        with self._db() as db:
-            if db.execute("SELECT 1 FROM keys WHERE key_id = ?", (key_id,)).fetchone():
+        with self._lock:
+            if key_id in self._known:
                 return
-        self._insert_key(key_id, "master", os.urandom(MASTER_KEY_BYTES), created_by, None)
+        with self._db() as db:
+            exists = db.execute("SELECT 1 FROM keys WHERE key_id = ?", (key_id,)).fetchone()
+        if not exists:
+            self._insert_key(key_id, "master", os.urandom(MASTER_KEY_BYTES), created_by, None)
+        with self._lock:
+            self._known.add(key_id)
 
     def wrap(self, key_bytes: bytes, master_key_id: str) -> str:
         aead = AESGCM(self._material(master_key_id))
@@ -299,6 +305,7 @@ class LocalKeyring:
                 raise
         with self._lock:
             self._unwrapped.pop(key_id, None)
+            self._known.discard(key_id)
         return tomb
 
     def info(self, key_id: str) -> KeyInfo | None:

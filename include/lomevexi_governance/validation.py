@@ -31,7 +31,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from lomevexi_governance.policy import Policy, Table, load_policy
 from lomevexi_governance.reports import write_json_atomic
-from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, find_cards
+from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, FORMATS, find_cards  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,6 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 #: the only result fields ever kept (counts, and column names for the column-set expectation)
 _RESULT_KEYS = ("element_count", "unexpected_count", "missing_count")
 CARD_EXPECTATION = "expect_column_values_to_not_contain_card_number"
-
-#: Python-regex formats for GX (the content scan uses RE2 equivalents in scan.FORMATS)
-PY_FORMATS = {
-    "jp_phone": r"^(?:0[5789]0-?\d{4}-?\d{4}"
-    r"|(?!0[5789]0)(?:0\d-\d{4}|0\d{2}-\d{3}|0\d{3}-\d{2}|0\d{4}-\d)-\d{4}"
-    r"|(?!0[5789]0)0[1-9]\d{8}|0120-?\d{3}-?\d{3}|0800-?\d{3}-?\d{4})$",
-    "jp_postal_code": r"^\d{3}-\d{4}$",
-    "card_last4": r"^\d{4}$",
-    "email": r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$",
-}
-
 
 def expectations_dir() -> Path:
     env = os.environ.get(EXPECTATIONS_ENV)
@@ -81,9 +70,9 @@ def generate_suite(policy: Policy, table: Table) -> dict[str, Any]:
         if col.min is not None:
             add("expect_column_values_to_be_between", f"{col.name}.min", [BACKUP],
                 column=col.name, min_value=col.min)
-        if col.format in PY_FORMATS:
+        if col.format in FORMATS:
             add("expect_column_values_to_match_regex", f"{col.name}.format_{col.format}", [BACKUP],
-                column=col.name, regex=PY_FORMATS[col.format])
+                column=col.name, regex=FORMATS[col.format])
         if col.type == "string":
             add(CARD_EXPECTATION, f"{col.name}.no_card_number", [SOURCE, BACKUP], column=col.name)
             if (table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication":
@@ -211,19 +200,38 @@ class _Agg:
         return out
 
 
-class _StageCheck:
-    """A BatchCheck running one stage of a table's suite on every batch."""
+#: rows per Great Expectations validation. GX has a fixed cost per run (about 0.3 s for a
+#: table's suite), so write batches are gathered up to this size; memory stays bounded by it.
+GX_BATCH_ROWS = 131_072
 
-    def __init__(self, validator: GxValidator, table: Table, stage: str):
+
+class _StageCheck:
+    """A BatchCheck running one stage of a table's suite on all of its rows, a bounded batch at a time."""
+
+    def __init__(self, validator: GxValidator, table: Table, stage: str, batch_rows: int = GX_BATCH_ROWS):
         self.validator = validator
         self.table = table
         self.stage = stage
+        self.batch_rows = batch_rows
         self.definition = validator._definition(table, stage)
+        self._pending: list[pa.RecordBatch] = []
+        self._rows = 0
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self.definition is not None:
-            self.validator._run(self.table.name, self.stage, self.definition, batch.to_pandas())
+            self._pending.append(batch)
+            self._rows += batch.num_rows
+            if self._rows >= self.batch_rows:
+                self.finish()
         return batch
+
+    def finish(self) -> None:
+        """Validate what is gathered (called at the end of the table, too)."""
+        if not self._pending:
+            return
+        frame = pa.Table.from_batches(self._pending).to_pandas()
+        self._pending, self._rows = [], 0
+        self.validator._run(self.table.name, self.stage, self.definition, frame)
 
 
 @dataclass
