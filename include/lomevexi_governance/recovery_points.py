@@ -240,6 +240,10 @@ def write_point(
                 for check in checks:
                     batch = check.process(batch)
                 writer.add(batch, planner.assign(table, batch), planner.partition)
+            for check in checks:
+                finish = getattr(check, "finish", None)
+                if finish is not None:
+                    finish()
             files = writer.close()
         except BaseException:
             writer.abort()
@@ -275,6 +279,7 @@ def write_point(
         "dag_run_id": run_id,
         "policy_sha256": policy.sha256,
         "encrypted": encrypt,
+        "checksum_algorithm": checksums.ALGORITHM,
         "epoch_unit": policy.epoch_unit,
         "source": {
             "dialect": info.dialect,
@@ -319,10 +324,19 @@ def publish_point(storage: Storage, keys: KeyService, result: WriteResult, manif
 
 
 def discard_staging(storage: Storage, point_id: str) -> int:
-    """Remove abandoned staging folders of a point (a killed earlier attempt)."""
+    """Remove what a killed earlier attempt of a point left behind.
+
+    Local roots: its ``staging/<id>.<attempt>/`` folders. Object stores write a point in place
+    and publish it with the manifest, so a point prefix without a manifest is an abandoned
+    attempt: its objects are deleted (callers only get here when the point is not published).
+    """
     removed = 0
     if not storage.atomic_rename:
-        return 0
+        base = point_dir(point_id)
+        if not storage.exists(f"{base}/{MANIFEST}") and storage.exists(base):
+            storage.delete_tree(base)
+            removed += 1
+        return removed
     for name in storage.list_dir("staging"):
         if name.startswith(point_id + "."):
             storage.delete_tree(f"staging/{name}")
@@ -511,7 +525,8 @@ def expire_points(
                 if info.state == "active":
                     keys.destroy(info.key_id, reason=f"recovery point {point_id} expired", run_id=run_id)
                     destroyed.append(info.key_id)
-        storage.delete_tree(point_dir(point_id))
+        # the manifest last: an interrupted delete leaves a listed point that the rerun finishes
+        storage.delete_tree(point_dir(point_id), last=(MANIFEST, SIGNATURE))
         entry = {
             "recovery_point_id": point_id,
             "logical_date": point.manifest["logical_date"],

@@ -31,7 +31,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from lomevexi_governance.policy import Policy, Table, load_policy
 from lomevexi_governance.reports import write_json_atomic
-from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, FORMATS, find_cards  # noqa: E402
+from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, FORMATS, find_cards
 
 log = logging.getLogger(__name__)
 
