@@ -173,8 +173,9 @@ class PartitionPlanner:
         assert self.orders is not None, "call load() first"
         o = self.orders
         idx, found = o.lookup(order_ids)
-        codes = self._codes_for_due(np.where(found, o.due_at[idx], 0), found & o.has_clock[idx])
-        codes[found & o.protected[idx]] = PROTECTED
+        gather = OrderRetention.gather
+        codes = self._codes_for_due(gather(o.due_at, idx, found, 0), gather(o.has_clock, idx, found, False))
+        codes[gather(o.protected, idx, found, False)] = PROTECTED
         codes[~found] = OPEN  # orphans (reported by validation) stay restorable
         return codes, found
 

@@ -95,13 +95,23 @@ class OrderRetention:
     logical_us: int | None = None  # the logical date the verdicts are for (µs)
 
     def lookup(self, order_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row index of each id in this table, and whether it was found (orphans are not)."""
+        """Row index of each id in this table, and whether it was found (orphans are not).
+
+        Read values for the ids with :meth:`gather`, which is safe for orphans and empty tables.
+        """
         if len(self.order_id) == 0:
             return np.zeros(len(order_ids), dtype=np.int64), np.zeros(len(order_ids), dtype=bool)
         idx = np.searchsorted(self.order_id, order_ids)
         idx = np.clip(idx, 0, len(self.order_id) - 1)
         found = self.order_id[idx] == order_ids
         return idx, found
+
+    @staticmethod
+    def gather(values: np.ndarray, idx: np.ndarray, found: np.ndarray, fill: object) -> np.ndarray:
+        """``values[idx]`` where found, ``fill`` elsewhere (also when the table is empty)."""
+        if len(values) == 0:
+            return np.full(len(idx), fill, dtype=values.dtype)
+        return np.where(found, values[idx], fill)
 
     def protected_counts(self) -> dict[str, int]:
         """Orders past retention that are kept, by the reason that keeps them."""
@@ -172,9 +182,10 @@ def ticket_verdicts(
     own_due, own_clock = clock_due(policy, "service_tickets", tickets.column("closed_at"), logical_date)
     idx, found = orders.lookup(order_ids)
     linked = order_ids >= 0
-    order_protected = found & orders.protected[idx]
-    order_due = found & orders.is_due[idx]
-    order_due_at = np.where(found & orders.has_clock[idx], orders.due_at[idx], -1)
+    gather = OrderRetention.gather
+    order_protected = gather(orders.protected, idx, found, False)
+    order_due = gather(orders.is_due, idx, found, False)
+    order_due_at = np.where(gather(orders.has_clock, idx, found, False), gather(orders.due_at, idx, found, -1), -1)
     protected = (linked & order_protected) | np.isin(customer_ids, holds.customer_ids) | ~closed
     own = closed & own_clock
     # the earlier of the ticket's own clock and its order's

@@ -100,3 +100,21 @@ def test_children_follow_their_order(policy):
     assert epoch.kind == "epoch" and epoch.start <= L + dt.timedelta(days=10) < epoch.end
     assert epoch.key_prefix("rp-x") == f"epoch/{epoch.label.removeprefix('epoch-')}"
     assert planner.partition(OPEN).key_prefix("rp-x") == "rp/rp-x/open"
+
+
+def test_orphans_and_an_empty_order_table_are_safe(policy):
+    from lomevexi_governance.retention import ticket_verdicts
+
+    empty = evaluate_orders(policy, L, _orders([]), ActiveHolds(np.array([], dtype=np.int64), np.array([], dtype=np.int64)),
+                            np.array([], dtype=np.int64))
+    tickets = pa.table({
+        "ticket_id": pa.array([1, 2], pa.int64()), "customer_id": pa.array([1, 1], pa.int64()),
+        "order_id": pa.array([99, None], pa.int64()), "status": ["closed", "closed"],
+        "closed_at": pa.array([L - dt.timedelta(days=400), L - dt.timedelta(days=10)], TIMESTAMP),
+    })
+    verdict = ticket_verdicts(policy, L, tickets, empty, ActiveHolds(np.array([], dtype=np.int64), np.array([], dtype=np.int64)))
+    assert verdict["is_due"].tolist() == [True, False]  # the orphan ticket follows its own clock
+    planner = PartitionPlanner(policy, L)
+    planner.orders, planner.holds = empty, ActiveHolds(np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    items = pa.record_batch({"order_item_id": pa.array([1], pa.int64()), "order_id": pa.array([5], pa.int64())})
+    assert planner.assign(policy.table("order_items"), items).tolist() == [OPEN]
