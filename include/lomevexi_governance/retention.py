@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -107,7 +108,7 @@ class OrderRetention:
         return idx, found
 
     @staticmethod
-    def gather(values: np.ndarray, idx: np.ndarray, found: np.ndarray, fill: object) -> np.ndarray:
+    def gather(values: np.ndarray, idx: np.ndarray, found: np.ndarray, fill: Any) -> np.ndarray:
         """``values[idx]`` where found, ``fill`` elsewhere (also when the table is empty)."""
         if len(values) == 0:
             return np.full(len(idx), fill, dtype=values.dtype)
