@@ -40,46 +40,63 @@ _P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
 ALGORITHM = "splitmix64-sum/poly64-utf8/1"
 
 
+#: text is hashed in windows of about this many bytes, so temporary arrays (8 bytes per byte of
+#: text) and the cached power tables stay bounded whatever the table size
+WINDOW_BYTES = 1 << 20
 _POWERS: list[np.ndarray] = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]
 
 
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``P**j`` and ``P**-j`` for ``j < n`` (cached, grown geometrically)."""
-    if len(_POWERS[0]) < n:
-        size = max(n, 2 * len(_POWERS[0]))
-        with np.errstate(over="ignore"):
-            for i, base in enumerate((_P, _P_INV)):
-                table = np.full(size, base, dtype=np.uint64)
-                table[0] = 1
-                _POWERS[i] = np.cumprod(table)
-    return _POWERS[0][:n], _POWERS[1][:n]
+def _power_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``P**j`` and ``P**-j`` for ``j < n``: cached up to one window, computed afresh beyond it."""
+    if n <= len(_POWERS[0]):
+        return _POWERS[0][:n], _POWERS[1][:n]
+    size = max(n, min(2 * len(_POWERS[0]), WINDOW_BYTES + 1))
+    tables = []
+    with np.errstate(over="ignore"):
+        for base in (_P, _P_INV):
+            table = np.full(size, base, dtype=np.uint64)
+            table[0] = 1
+            tables.append(np.cumprod(table))
+    if size <= WINDOW_BYTES + 1:  # only a value longer than a window is not cached
+        _POWERS[0], _POWERS[1] = tables
+    return tables[0][:n], tables[1][:n]
+
+
+def _hash_window(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Hashes of the values whose bytes are ``data`` (``offsets`` relative to ``data``)."""
+    powers, inverse = _power_tables(len(data) + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+        np.cumsum((data + np.uint64(1)) * powers[:-1], out=prefix[1:])
+        h = (prefix[offsets[1:]] - prefix[offsets[:-1]]) * inverse[offsets[:-1]]
+        lengths = (offsets[1:] - offsets[:-1]).astype(np.uint64)
+        return _mix(h ^ (lengths * _K))
 
 
 def _string_hashes(arr: pa.Array) -> np.ndarray:
     """64-bit hash of every UTF-8 value, straight from the Arrow buffers (no Python objects).
 
-    ``h = sum((b_j + 1) * P**j) mod 2**64`` over a value's bytes, computed for all values at once
-    from one prefix sum over the data buffer (``P**-start`` shifts each value back to position 0),
-    then mixed with the value's length by splitmix64.
+    ``h = sum((b_j + 1) * P**j) mod 2**64`` over a value's bytes, computed for many values at once
+    from a prefix sum over the data buffer (``P**-start`` shifts each value back to position 0),
+    then mixed with the value's length by splitmix64. Values are taken in windows of about
+    ``WINDOW_BYTES`` of text; a value's hash does not depend on its window.
     """
     if pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.string())
     n = len(arr)
     buffers = arr.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-    start, end = int(offsets[0]), int(offsets[-1])
-    if buffers[2] is not None and end > start:
-        data = np.frombuffer(buffers[2], dtype=np.uint8)[start:end].astype(np.uint64)
-    else:
-        data = np.zeros(0, dtype=np.uint64)
-    rel = offsets - start
-    powers, inverse = _powers(len(data) + 1)
-    with np.errstate(over="ignore"):
-        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-        np.cumsum((data + np.uint64(1)) * powers[:-1], out=prefix[1:])
-        h = (prefix[rel[1:]] - prefix[rel[:-1]]) * inverse[rel[:-1]]
-        lengths = (rel[1:] - rel[:-1]).astype(np.uint64)
-        return _mix(h ^ (lengths * _K))
+    raw = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, dtype=np.uint8)
+    out = np.empty(n, dtype=np.uint64)
+    i = 0
+    while i < n:
+        # the values from i whose bytes fit in one window (at least one value)
+        j = int(np.searchsorted(offsets, offsets[i] + WINDOW_BYTES, side="right")) - 1
+        j = min(max(j, i + 1), n)
+        start, end = int(offsets[i]), int(offsets[j])
+        out[i:j] = _hash_window(raw[start:end].astype(np.uint64), offsets[i : j + 1] - start)
+        i = j
+    return out
 
 
 def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:

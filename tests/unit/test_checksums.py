@@ -36,3 +36,17 @@ def test_changes_are_detected():
     assert empty["name"] != nulled["name"]
     dup = batch_checksums(_batch([1, 2, 2], ["a", "b", "b"], [1, 2, 2]), "id")
     assert dup["__rows__"] == 3 and dup["name"] != base["name"]
+
+
+def test_windows_do_not_change_hashes_and_memory_stays_bounded(monkeypatch):
+    from lomevexi_governance import checksums
+
+    values = pa.array([f"山田 花子 {i}" * (i % 7) for i in range(5000)] + ["x" * 5000])
+    whole = checksums._string_hashes(values)
+    monkeypatch.setattr(checksums, "WINDOW_BYTES", 1000)  # many windows, one value longer than a window
+    assert (checksums._string_hashes(values) == whole).all()
+    assert (checksums._string_hashes(values.slice(17, 300)) == whole[17:317]).all()
+    big = pa.array(["a" * 100] * 200_000)  # 20 MB of text
+    monkeypatch.setattr(checksums, "WINDOW_BYTES", 1 << 20)
+    checksums._string_hashes(big)
+    assert len(checksums._POWERS[0]) <= (1 << 20) + 1
