@@ -162,6 +162,11 @@ def run_dag(dag_id: str, logical_date: str, env: dict[str, str], conf: dict | No
     cmd = [str(ROOT / "bin" / "airflow"), "dags", "test", dag_id, logical_date]
     if conf is not None:
         cmd += ["-c", json.dumps(conf)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:  # keep what it printed: the last lines say where it hung
+        partial = (exc.stdout or b"") + (exc.stderr or b"")
+        text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+        pytest.fail(f"`airflow dags test {dag_id}` did not finish in 600 s; its last output:\n{text[-4000:]}")
     state, _run_id = run_state(dag_id, logical_date, env=env)
     return state, proc.stdout + proc.stderr

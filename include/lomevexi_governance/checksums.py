@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 MASK64 = (1 << 64) - 1
 _NULL = np.uint64(0x9E3779B97F4A7C15)
@@ -159,14 +158,3 @@ def to_hex(sums: Mapping[str, int]) -> dict[str, str | int]:
 
 def from_hex(sums: Mapping[str, str | int]) -> dict[str, int]:
     return {k: (int(v) if k == ROWS else int(str(v), 16)) for k, v in sums.items()}
-
-
-def table_checksums(batches: Iterable[pa.RecordBatch], primary_key: str, columns: list[str]) -> dict[str, int]:
-    total: dict[str, int] = {ROWS: 0, **{c: 0 for c in columns}}
-    for batch in batches:
-        total = combine([total, batch_checksums(batch.select(columns), primary_key)])
-    return total
-
-
-def is_null_mask(arr: pa.Array) -> np.ndarray:
-    return np.asarray(pc.is_null(arr).to_numpy(zero_copy_only=False), dtype=bool)

@@ -27,7 +27,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import json
 import os
 import sqlite3
 import threading
@@ -424,7 +423,3 @@ def keyring_from_connection(conn: Any) -> LocalKeyring:
 
 def public_key_fingerprint(public_pem: str) -> str:
     return hashlib.sha256(public_pem.encode()).hexdigest()[:16]
-
-
-def describe_keys(keys: Iterable[KeyInfo]) -> list[dict[str, Any]]:
-    return [json.loads(json.dumps(k.__dict__)) for k in keys]

@@ -20,7 +20,6 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +134,3 @@ class Ledger:
                 )
         head = Head(entries[-1]["seq"], entries[-1]["hash"]).as_dict() if entries else None
         return {"ok": True, "entries": len(entries), "head": head}
-
-
-def ensure_dir(path: str | os.PathLike[str]) -> None:
-    Path(path).mkdir(parents=True, exist_ok=True)
