@@ -62,6 +62,7 @@ lock: ## re-resolve requirements.in into exact pins in requirements.txt
 	@rm -rf .lock-venv
 
 bench: setup ## performance benchmark on the local PostgreSQL (ORDERS=2000000)
+	$(PY) -m pip install --quiet --disable-pip-version-check py-spy==0.4.3  # for --profile
 	$(PY) -m bench.run --orders $(ORDERS)
 
 clean: ## remove the local state (store, keys, backups, reports, Airflow home)

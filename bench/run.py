@@ -98,6 +98,9 @@ CASES: tuple[Case, ...] = (
          "validation_gate; the run's state must be success"),
     Case("backup_plain", "project", "d", "backup, encryption off",
          "backup.run_backup(encrypt=False), otherwise as 'backup'"),
+    Case("backup_1proc", "project", "c", "backup, one process",
+         "backup.run_backup(workers=1): every table in the leader process, otherwise as 'backup' "
+         "(which uses the policy's recovery_points.workers processes on one exported snapshot)"),
     Case("restore_drill", "restore", "e", "restore drill (+ verification)",
          "restore.run_drill into a fresh PostgreSQL database, verification 'full': signature, SHA-256, "
          "keys, load, row counts and checksums, references, GX, live-store comparison"),
@@ -117,7 +120,7 @@ CASES: tuple[Case, ...] = (
 )
 CASE_IDS = tuple(c.id for c in CASES)
 BY_ID = {c.id: c for c in CASES}
-WORKER_CASES = ("backup", "backup_plain", "restore_drill", "validation", "purge")
+WORKER_CASES = ("backup", "backup_plain", "backup_1proc", "restore_drill", "validation", "purge")
 GROUP_COLORS = {
     "floor": "#7f7f7f", "incumbent": "#d9822b", "project": "#2f6db5", "restore": "#3a9a5b", "job": "#7a5bb5",
 }
@@ -292,6 +295,7 @@ def _w_backup(spec: dict[str, Any]) -> dict[str, Any]:
         run_id=spec["run_id"],
         encrypt=bool(spec["encrypt"]),
         validator_factory=lambda p, tables: GxValidator(p, validation_dir, tables=tables),
+        workers=spec.get("workers"),
     )
     call = time.monotonic() - started
     d = outcome.as_dict()
@@ -448,6 +452,7 @@ def _w_purge(spec: dict[str, Any]) -> dict[str, Any]:
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "backup": _w_backup,
     "backup_plain": _w_backup,
+    "backup_1proc": _w_backup,
     "restore_drill": _w_restore_drill,
     "validation": _w_validation,
     "purge": _w_purge,
@@ -832,6 +837,14 @@ class Harness:
         finally:
             shutil.rmtree(run_dir / "backups", ignore_errors=True)
 
+    def case_backup_1proc(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
+        run_dir = self.run_dir(scale, "backup_1proc", rep)
+        spec = self.backup_spec(scale, run_dir, "backup_1proc", rep, encrypt=True) | {"workers": 1}
+        try:
+            return self.run_worker("backup_1proc", spec, run_dir, profile)
+        finally:
+            shutil.rmtree(run_dir / "backups", ignore_errors=True)
+
     def case_backup_dag(self, scale: Scale, rep: int) -> dict[str, Any]:
         template = self.ensure_airflow_template()
         run_dir = self.run_dir(scale, "backup_dag", rep)
@@ -1016,6 +1029,7 @@ def ensure_zstd() -> None:
 PROFILE_ANCHORS = {
     "backup": "run_backup",
     "backup_plain": "run_backup",
+    "backup_1proc": "run_backup",
     "restore_drill": "run_drill",
     "validation": "_w_validation",
     "purge": "run_purge",
@@ -1057,7 +1071,7 @@ _FRAME = re.compile(r"^(?P<fn>.*) \((?P<file>.*?)(?::\d+)?\)$")
 def py_spy_argv(out: Path) -> list[str]:
     exe = Path(sys.executable).parent / "py-spy"
     tool = str(exe) if exe.exists() else (shutil.which("py-spy") or "py-spy")
-    return [tool, "record", "--idle", "--threads", "--nonblocking", "--rate", str(PROFILE_RATE),
+    return [tool, "record", "--idle", "--threads", "--subprocesses", "--nonblocking", "--rate", str(PROFILE_RATE),
             "--format", "raw", "--output", str(out), "--"]
 
 
@@ -1187,6 +1201,7 @@ def compute_ratios(cases: dict[str, Any]) -> dict[str, float | None]:
         "backup/backup_plain (c/d)": _ratio(c, d),
         "encryption overhead (c/d - 1)": round(c / d - 1, 3) if c is not None and d else None,
         "backup_dag/backup": _ratio(_get(cases, "backup_dag"), c),
+        "backup_1proc/backup (parallel speed-up)": _ratio(_get(cases, "backup_1proc"), c),
         "restore_drill/pg_restore_zstd": _ratio(e, _get(cases, "pg_restore_zstd")),
         "restore_drill/pg_restore_gzip": _ratio(e, _get(cases, "pg_restore_gzip")),
         "validation (in-process checks)/backup": _ratio(validation, c),
@@ -1281,7 +1296,7 @@ def _note(case: str, c: dict[str, Any]) -> str:
     d = c.get("detail", {})
     if c.get("errors"):
         return f"FAILED {len(c['errors'])} run(s): {c['errors'][0][:120]}"
-    if case in ("backup", "backup_plain"):
+    if case in ("backup", "backup_plain", "backup_1proc"):
         return (f"call {_fmt(d.get('call_s'))} s, {_fmt(d.get('files'), 0)} files, "
                 f"validation {'ok' if d.get('validation_success') else 'FAILED'}")
     if case == "backup_dag":

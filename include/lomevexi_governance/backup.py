@@ -65,6 +65,33 @@ def preflight(target: DatabaseTarget, keys_factory: Any) -> KeyService:
     return keys
 
 
+def backup_table(
+    pw: rp.PointWrite,
+    snapshot: Snapshot,
+    table: Table,
+    validator: Any = None,
+) -> rp.TablePart:
+    """One table through the gate and into staging: GX source stage, content scan and masking,
+    reference checks, GX backup stage, partitioned encrypted Parquet. Returns its results."""
+    planner = pw.planner
+    scanner = ContentScanner(table)
+    checks: list[Any] = [validator.source_stage(table)] if validator else []
+    checks.append(scanner)
+    known = {col: planner.known_ids(ref_table) for col, (ref_table, _c) in table.references.items()
+             if ref_table in ("orders", "customers")}
+    reference = ReferenceCheck(table, known) if known else None
+    if reference is not None:
+        checks.append(reference)
+    if validator:
+        checks.append(validator.backup_stage(table))
+    part = rp.write_table(pw, snapshot, table, checks)
+    part.checks = {
+        "scan": scanner.result.as_dict(),
+        "references": reference.violations() if reference is not None else [],
+    }
+    return part
+
+
 def _table_summary(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
     return {
         name: {"rows": t["rows"], "bytes": t["bytes"], "files": len(t["files"])}
@@ -83,11 +110,14 @@ def run_backup(
     tables: Sequence[str] | None = None,
     encrypt: bool = True,
     validator_factory: Any = None,
+    workers: int | None = None,
 ) -> BackupOutcome:
     """Take (or find) the recovery point for ``logical_date``.
 
     ``validator_factory(policy, tables) -> Validator`` adds the Great Expectations gate; its
     outcome is recorded in the manifest (signed), so drills can compare against it.
+    ``workers`` (default: the policy's ``recovery_points.workers``): on PostgreSQL, tables are
+    written by that many processes sharing this backup's one snapshot (``pg_export_snapshot``).
     """
     point_id = rp.point_id_for(logical_date)
     if point_id in rp.list_points(storage):
@@ -109,51 +139,33 @@ def run_backup(
         log.info("discarded %d abandoned staging folder(s) of %s", stale, point_id)
 
     started = time.monotonic()
-    scanners: dict[str, ContentScanner] = {}
     validator = validator_factory(policy, tables) if validator_factory else None
-
-    references: dict[str, ReferenceCheck] = {}
-
-    def checks_for(table: Table, planner: Any) -> list[Any]:
-        scanner = ContentScanner(table)
-        scanners[table.name] = scanner
-        checks: list[Any] = [validator.source_stage(table)] if validator else []
-        checks.append(scanner)
-        known = {col: planner.known_ids(ref_table) for col, (ref_table, _c) in table.references.items()
-                 if ref_table in ("orders", "customers")}
-        if known:
-            references[table.name] = ReferenceCheck(table, known)
-            checks.append(references[table.name])
-        if validator:
-            checks.append(validator.backup_stage(table))
-        return checks
+    workers = policy.backup_workers if workers is None else max(1, workers)
 
     with Snapshot(target, batch_rows=policy.batch_rows) as snapshot:
-        result = rp.write_point(
-            policy=policy,
-            snapshot=snapshot,
-            storage=storage,
-            keys=keys,
-            logical_date=logical_date,
-            run_id=run_id,
-            checks_for=checks_for,
-            tables=tables,
-            encrypt=encrypt,
-        )
+        pw = rp.begin_point(policy=policy, snapshot=snapshot, storage=storage, keys=keys,
+                            logical_date=logical_date, run_id=run_id, tables=tables, encrypt=encrypt)
+        if workers > 1 and target.is_postgres and len(pw.scope) > 1:
+            from lomevexi_governance.backup_workers import write_tables_in_parallel
+
+            parts = write_tables_in_parallel(pw, snapshot, workers, validator)
+        else:
+            parts = [backup_table(pw, snapshot, table, validator) for table in pw.scope]
+        result = rp.finish_point(pw, snapshot, parts)
         assert snapshot.info is not None
         extra = dict(snapshot.info.extra_columns)
         if validator:
-            for table in policy.backup_tables:
-                if tables is None or table.name in tables:
-                    validator.check_source_columns(table, snapshot.columns(table.name) or [])
-                    validator.cover_empty(table)
+            for table in pw.scope:
+                validator.check_source_columns(table, snapshot.columns(table.name) or [])
+                validator.cover_empty(table)
     masked: dict[str, int] = {}
     violations: list[dict[str, Any]] = []
-    for scanner in scanners.values():
-        d = scanner.result.as_dict()
-        masked.update(d["masked"])
-        violations.extend(d["violations"])
-    reference_violations = [v for ref in references.values() for v in ref.violations()]
+    reference_violations: list[dict[str, Any]] = []
+    in_policy_order = {t.name: i for i, t in enumerate(pw.scope)}
+    for part in sorted(parts, key=lambda p: in_policy_order[p.name]):
+        masked.update(part.checks["scan"]["masked"])
+        violations.extend(part.checks["scan"]["violations"])
+        reference_violations.extend(part.checks["references"])
     violations.extend(reference_violations)
     if validator:
         validation = validator.finish(extra_columns=extra, reference_violations=reference_violations, run_name=run_id)

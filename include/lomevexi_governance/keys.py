@@ -132,6 +132,10 @@ def _decode_root_key(text: str, source: str) -> bytes:
     return key
 
 
+def _open_keyring(path: str, root_key: bytes, source: str) -> LocalKeyring:
+    return LocalKeyring(path, root_key, source=source)
+
+
 class LocalKeyring:
     """A keyring in one SQLite file, every secret encrypted under the root key.
 
@@ -141,6 +145,7 @@ class LocalKeyring:
 
     def __init__(self, path: str | os.PathLike[str], root_key: bytes, *, source: str = "governance_kms"):
         self.path = Path(path)
+        self._root_key = root_key  # kept only so a backup worker process can open the same keyring
         self._aead = AESGCM(root_key)
         self._source = source
         self._lock = threading.Lock()
@@ -148,6 +153,13 @@ class LocalKeyring:
         self._known: set[str] = set()  # master keys seen to exist (never destroyed by this object)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._init()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled only to hand the keyring to a backup worker process (a local pipe, never disk)."""
+        return (_open_keyring, (str(self.path), self._root_key, self._source))
+
+    def __repr__(self) -> str:
+        return f"LocalKeyring({str(self.path)!r})"
 
     # -- storage -------------------------------------------------------------------------
     @contextmanager

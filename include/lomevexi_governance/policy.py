@@ -112,6 +112,7 @@ class Policy:
     epoch_unit: str
     row_group_rows: int
     batch_rows: int
+    backup_workers: int
     business_hours: BusinessHours
     data_categories: dict[str, str]
     roles: dict[str, RoleGrant]
@@ -267,6 +268,7 @@ def parse_policy(text: str, path: str = "<memory>") -> Policy:
         epoch_unit=epoch,
         row_group_rows=int(rp.get("row_group_rows", 131072)),
         batch_rows=int(rp.get("batch_rows", 65536)),
+        backup_workers=_positive(rp.get("workers", 2), "recovery_points.workers"),
         business_hours=business_hours,
         data_categories=dict(raw.get("data_categories") or {}),
         roles=roles,
@@ -277,6 +279,12 @@ def parse_policy(text: str, path: str = "<memory>") -> Policy:
         drill_sample_rows=int(drill.get("sample_rows", 1000)),
         raw=raw,
     )
+
+
+def _positive(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyError(f"policy: {where} must be a whole number >= 1, not {value!r}")
+    return value
 
 
 def policy_path() -> Path:

@@ -205,6 +205,152 @@ class WriteResult:
     seconds: float
 
 
+@dataclass
+class PointWrite:
+    """A point being written: what every table's writer needs (built once, from the snapshot)."""
+
+    policy: Policy
+    storage: Storage
+    keys: KeyService
+    logical_date: dt.datetime
+    run_id: str
+    point_id: str
+    staging: str
+    scope: list[Table]
+    extra_columns: dict[str, list[str]]
+    planner: PartitionPlanner
+    encrypt: bool = True
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class TablePart:
+    """One table's share of a point: its manifest entry and the partitions its files use."""
+
+    name: str
+    entry: dict[str, Any]
+    partitions: dict[str, dict[str, Any]]
+    checks: dict[str, Any] = field(default_factory=dict)
+
+
+def begin_point(
+    *,
+    policy: Policy,
+    snapshot: Snapshot,
+    storage: Storage,
+    keys: KeyService,
+    logical_date: dt.datetime,
+    run_id: str,
+    tables: Sequence[str] | None = None,
+    encrypt: bool = True,
+) -> PointWrite:
+    """Check the store against the policy, load the partition facts, open a staging folder."""
+    point_id = point_id_for(logical_date)
+    scope = [t for t in policy.backup_tables if tables is None or t.name in tables]
+    extra_columns = snapshot.check_tables(scope)
+    planner = PartitionPlanner(policy, logical_date)
+    planner.load(snapshot)
+    staging = storage.staging_for(point_id)
+    return PointWrite(policy, storage, keys, logical_date, run_id, point_id, staging, scope, extra_columns,
+                      planner, encrypt)
+
+
+def write_table(
+    pw: PointWrite,
+    snapshot: Snapshot,
+    table: Table,
+    checks: Sequence[BatchCheck] = (),
+    planner: PartitionPlanner | None = None,
+) -> TablePart:
+    """Stream one table from ``snapshot`` through ``checks`` into its partition files in staging.
+
+    ``planner`` defaults to the point's; a worker process passes its own (same snapshot, same facts).
+    """
+    planner = planner or pw.planner
+    schema = arrow_schema(table)
+    writer = TableWriter(pw.storage, pw.staging, pw.point_id, table, schema, pw.keys, pw.run_id,
+                         pw.policy.row_group_rows, pw.encrypt)
+    try:
+        for raw in snapshot.stream(table):
+            batch = raw
+            for check in checks:
+                batch = check.process(batch)
+            writer.add(batch, planner.assign(table, batch), planner.partition)
+        for check in checks:
+            finish = getattr(check, "finish", None)
+            if finish is not None:
+                finish()
+        files = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    total = checksums.combine(checksums.from_hex(f["checksums"]) for f in files) if files else {}
+    entry = {
+        "rows": sum(f["rows"] for f in files),
+        "bytes": sum(f["bytes"] for f in files),
+        "primary_key": table.primary_key,
+        "schema": [
+            {"name": f.name, "type": table.column(f.name).type, "class": table.column(f.name).sensitivity,
+             "nullable": table.column(f.name).nullable}
+            for f in schema
+        ],
+        "schema_fingerprint": schema_fingerprint(schema),
+        "checksums": checksums.to_hex(total) if total else {},
+        "files": files,
+        "extra_columns_ignored": pw.extra_columns.get(table.name, []),
+    }
+    used = {f["partition"] for f in files}
+    partitions = {
+        p.label: p.as_dict() | {"key_prefix": p.key_prefix(pw.point_id)}
+        for p in planner.partitions.values()
+        if p.label in used
+    }
+    return TablePart(table.name, entry, partitions)
+
+
+def finish_point(
+    pw: PointWrite, snapshot: Snapshot, parts: Sequence[TablePart], extra_manifest: dict[str, Any] | None = None
+) -> WriteResult:
+    """The unsigned manifest of every table written (in policy order) and the source watermark."""
+    by_name = {p.name: p for p in parts}
+    missing = [t.name for t in pw.scope if t.name not in by_name]
+    if missing:
+        raise IntegrityError(f"recovery point {pw.point_id}: table(s) {missing} were not written")
+    watermark = {}
+    for table in pw.scope:
+        if "updated_at" in table.column_names:
+            value = snapshot.max_timestamp(table, "updated_at")
+            watermark[table.name] = value.isoformat() if value else None
+    partitions: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        partitions.update(part.partitions)
+    info = snapshot.info
+    assert info is not None
+    manifest = {
+        "format": FORMAT,
+        "recovery_point_id": pw.point_id,
+        "logical_date": pw.logical_date.astimezone(dt.timezone.utc).isoformat(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "dag_run_id": pw.run_id,
+        "policy_sha256": pw.policy.sha256,
+        "encrypted": pw.encrypt,
+        "checksum_algorithm": checksums.ALGORITHM,
+        "epoch_unit": pw.policy.epoch_unit,
+        "source": {
+            "dialect": info.dialect,
+            "location": snapshot.target.describe(),
+            "snapshot": info.position,
+            "snapshot_started_at": info.started_at.isoformat(),
+            "watermark": watermark,
+        },
+        "partitions": dict(sorted(partitions.items())),
+        "tables": {t.name: by_name[t.name].entry for t in pw.scope},
+    }
+    if extra_manifest:
+        manifest.update(extra_manifest)
+    return WriteResult(pw.point_id, pw.staging, manifest, {}, time.monotonic() - pw.started)
+
+
 def write_point(
     *,
     policy: Policy,
@@ -218,86 +364,15 @@ def write_point(
     encrypt: bool = True,
     extra_manifest: dict[str, Any] | None = None,
 ) -> WriteResult:
-    """Stream every in-scope table from ``snapshot`` into a new staging folder.
+    """Stream every in-scope table from ``snapshot`` into a new staging folder, one after another.
 
     Nothing becomes visible under the final name here: :func:`publish_point` does that.
+    (``backup.run_backup`` runs the same steps with tables spread over worker processes.)
     """
-    started = time.monotonic()
-    point_id = point_id_for(logical_date)
-    scope = [t for t in policy.backup_tables if tables is None or t.name in tables]
-    extra_columns = snapshot.check_tables(scope)
-    planner = PartitionPlanner(policy, logical_date)
-    planner.load(snapshot)
-    staging = storage.staging_for(point_id)
-    manifest_tables: dict[str, Any] = {}
-    for table in scope:
-        schema = arrow_schema(table)
-        writer = TableWriter(storage, staging, point_id, table, schema, keys, run_id, policy.row_group_rows, encrypt)
-        checks = list(checks_for(table, planner))
-        try:
-            for raw in snapshot.stream(table):
-                batch = raw
-                for check in checks:
-                    batch = check.process(batch)
-                writer.add(batch, planner.assign(table, batch), planner.partition)
-            for check in checks:
-                finish = getattr(check, "finish", None)
-                if finish is not None:
-                    finish()
-            files = writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        total = checksums.combine(checksums.from_hex(f["checksums"]) for f in files) if files else {}
-        manifest_tables[table.name] = {
-            "rows": sum(f["rows"] for f in files),
-            "bytes": sum(f["bytes"] for f in files),
-            "primary_key": table.primary_key,
-            "schema": [
-                {"name": f.name, "type": table.column(f.name).type, "class": table.column(f.name).sensitivity,
-                 "nullable": table.column(f.name).nullable}
-                for f in schema
-            ],
-            "schema_fingerprint": schema_fingerprint(schema),
-            "checksums": checksums.to_hex(total) if total else {},
-            "files": files,
-            "extra_columns_ignored": extra_columns.get(table.name, []),
-        }
-    watermark = {}
-    for table in scope:
-        if "updated_at" in table.column_names:
-            value = snapshot.max_timestamp(table, "updated_at")
-            watermark[table.name] = value.isoformat() if value else None
-    used = {f["partition"] for t in manifest_tables.values() for f in t["files"]}
-    info = snapshot.info
-    assert info is not None
-    manifest = {
-        "format": FORMAT,
-        "recovery_point_id": point_id,
-        "logical_date": logical_date.astimezone(dt.timezone.utc).isoformat(),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "dag_run_id": run_id,
-        "policy_sha256": policy.sha256,
-        "encrypted": encrypt,
-        "checksum_algorithm": checksums.ALGORITHM,
-        "epoch_unit": policy.epoch_unit,
-        "source": {
-            "dialect": info.dialect,
-            "location": snapshot.target.describe(),
-            "snapshot": info.position,
-            "snapshot_started_at": info.started_at.isoformat(),
-            "watermark": watermark,
-        },
-        "partitions": {
-            p.label: p.as_dict() | {"key_prefix": p.key_prefix(point_id)}
-            for p in planner.partitions.values()
-            if p.label in used
-        },
-        "tables": manifest_tables,
-    }
-    if extra_manifest:
-        manifest.update(extra_manifest)
-    return WriteResult(point_id, staging, manifest, {}, time.monotonic() - started)
+    pw = begin_point(policy=policy, snapshot=snapshot, storage=storage, keys=keys, logical_date=logical_date,
+                     run_id=run_id, tables=tables, encrypt=encrypt)
+    parts = [write_table(pw, snapshot, table, list(checks_for(table, pw.planner))) for table in pw.scope]
+    return finish_point(pw, snapshot, parts, extra_manifest)
 
 
 def sign_manifest(manifest: dict[str, Any], keys: KeyService) -> tuple[bytes, bytes]:

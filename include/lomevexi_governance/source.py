@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,9 @@ def conform(batch: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.Record
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+
+
 @dataclass
 class SnapshotInfo:
     dialect: str
@@ -107,9 +111,14 @@ class Snapshot:
     Use as a context manager; every read happens inside one transaction.
     """
 
-    def __init__(self, target: DatabaseTarget, batch_rows: int = 65536):
+    def __init__(self, target: DatabaseTarget, batch_rows: int = 65536, *, imported: str | None = None):
+        """``imported``: a PostgreSQL snapshot id from :meth:`export` of another session (the same
+        view of the store, for worker processes)."""
+        if imported is not None and not _SNAPSHOT_ID.match(imported):
+            raise ValueError("not a PostgreSQL snapshot id")
         self.target = target
         self.batch_rows = batch_rows
+        self.imported = imported
         self._conn: Any = None
         self._dbapi: Any = None
         self.info: SnapshotInfo | None = None
@@ -143,6 +152,14 @@ class Snapshot:
                 ) from None
             cur = self._conn.cursor()
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if self.imported is not None:
+                try:
+                    cur.execute(f"SET TRANSACTION SNAPSHOT '{self.imported}'")
+                except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
+                    raise SourceUnavailable(
+                        f"connection {self.target.conn_id!r}: the exported snapshot is gone "
+                        f"(the backup's leader session ended?) ({type(exc).__name__})"
+                    ) from None
             cur.execute("SELECT pg_current_snapshot()::text")
             position = cur.fetchone()[0]
             cur.close()
@@ -161,6 +178,15 @@ class Snapshot:
             finally:
                 self._conn.close()
                 self._conn = None
+
+    def export(self) -> str:
+        """Export this PostgreSQL snapshot for other sessions (valid while this one is open)."""
+        if self.target.is_sqlite:
+            raise ValueError("a SQLite read transaction cannot be shared with another connection")
+        exported = str(self.scalar("SELECT pg_export_snapshot()"))
+        if not _SNAPSHOT_ID.match(exported):
+            raise SourceUnavailable(f"connection {self.target.conn_id!r}: unexpected snapshot id format")
+        return exported
 
     # -- schema --------------------------------------------------------------------------
     def columns(self, table: str) -> list[str] | None:

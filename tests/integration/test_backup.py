@@ -281,3 +281,64 @@ def test_clean_store_passes_validation(policy, store, tmp_path, keyring):
     result = outcome.as_dict()
     assert result["validation"]["success"] is True, result["validation"]["failed"]
     assert result["masked"] == {} and result["extraneous_columns"] == {}
+
+
+# -- tables written by worker processes from one exported PostgreSQL snapshot ----------------------
+
+
+@pytest.mark.postgres
+def test_worker_processes_write_the_same_point_from_one_snapshot(policy, pg_store, tmp_path, keyring, monkeypatch):
+    from lomevexi_governance import backup_workers
+
+    rows = store_rows()
+    load_postgres(pg_store, rows)
+    target = target_from_uri(pg_store, "store_db")
+    factory = lambda p, t: GxValidator(p, tmp_path / "validation", tables=t)  # noqa: E731
+
+    def run(root, workers):
+        return run_backup(policy=policy, target=target, storage=storage_for(str(tmp_path / root)), keys=keyring,
+                          logical_date=NOW, run_id="test-run", validator_factory=factory, workers=workers)
+
+    one = run("one", 1)
+    monkeypatch.setattr(backup_workers, "LEADER_WRITES", False)  # every table through a worker
+    # a write that lands after the snapshot was exported must not reach the workers
+    exported = backup_workers.Snapshot.export
+
+    def export_then_write(snapshot):
+        snapshot_id = exported(snapshot)
+        import psycopg
+
+        with psycopg.connect(pg_store, autocommit=True) as conn:
+            conn.execute("UPDATE orders SET status = 'cancelled' WHERE order_id = (SELECT min(order_id) FROM orders)")
+            conn.execute("DELETE FROM service_tickets")
+        return snapshot_id
+
+    monkeypatch.setattr(backup_workers.Snapshot, "export", export_then_write)
+    two = run("two", 3)
+    a = rp.load_point(storage_for(str(tmp_path / "one")), one.recovery_point_id, keyring).manifest
+    b = rp.load_point(storage_for(str(tmp_path / "two")), two.recovery_point_id, keyring).manifest
+    for name in a["tables"]:
+        assert b["tables"][name]["rows"] == a["tables"][name]["rows"] == len(rows[name]), name
+        assert b["tables"][name]["checksums"] == a["tables"][name]["checksums"], name
+    assert a["partitions"] == b["partitions"]
+    assert one.validation["success"] and two.validation["success"]
+    assert one.validation["tables"] == two.validation["tables"]
+    assert one.masked == two.masked and one.violations == two.violations
+
+
+@pytest.mark.postgres
+def test_a_failing_worker_names_its_table_and_nothing_is_published(policy, pg_store, tmp_path, keyring, monkeypatch):
+    import psycopg
+
+    from lomevexi_governance import backup_workers
+
+    load_postgres(pg_store, store_rows())
+    with psycopg.connect(pg_store, autocommit=True) as conn:  # a value the policy type cannot hold
+        conn.execute("ALTER TABLE payments ALTER COLUMN amount_jpy TYPE text")
+        conn.execute("UPDATE payments SET amount_jpy = 'twelve' WHERE payment_id = (SELECT min(payment_id) FROM payments)")
+    monkeypatch.setattr(backup_workers, "LEADER_WRITES", False)
+    storage = storage_for(str(tmp_path / "backups"))
+    with pytest.raises(SourceSchemaError, match=r"payments\.amount_jpy.*backup worker, table 'payments'"):
+        run_backup(policy=policy, target=target_from_uri(pg_store, "store_db"), storage=storage, keys=keyring,
+                   logical_date=NOW, run_id="test-run", workers=2)
+    assert rp.list_points(storage) == []
