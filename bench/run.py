@@ -388,7 +388,7 @@ def _w_validation(spec: dict[str, Any]) -> dict[str, Any]:
                 references.append(ref_check)
                 checks.append(("references", ref_check))
             checks.append(("gx_backup", validator.backup_stage(table)))
-            stream = snap.stream(table)
+            stream = snap.stream(table, ordered=False)
             while True:
                 t0 = clock()
                 batch = next(stream, None)

@@ -271,7 +271,9 @@ def write_table(
     writer = TableWriter(pw.storage, pw.staging, pw.point_id, table, schema, pw.keys, pw.run_id,
                          pw.policy.row_group_rows, pw.encrypt)
     try:
-        for raw in snapshot.stream(table):
+        # no ORDER BY: nothing depends on the order of rows in a file (checksums are order-free,
+        # restores add the primary key after loading), and a sequential scan is cheaper
+        for raw in snapshot.stream(table, ordered=False):
             batch = raw
             for check in checks:
                 batch = check.process(batch)

@@ -234,10 +234,14 @@ class Snapshot:
             sql += f" ORDER BY {db.quote_ident(table.primary_key)}"
         return sql
 
-    def stream(self, table: Table, columns: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
-        """The allowed columns of ``table`` as canonical record batches, in primary-key order."""
+    def stream(
+        self, table: Table, columns: Sequence[str] | None = None, *, ordered: bool = True
+    ) -> Iterator[pa.RecordBatch]:
+        """The allowed columns of ``table`` as canonical record batches, in primary-key order
+        unless ``ordered`` is false (a plain sequential scan: cheaper for the server, and the
+        order of rows then means nothing, e.g. ``synchronize_seqscans`` may start mid-table)."""
         schema = arrow_schema(table, columns)
-        yield from self.stream_sql(self.select_sql(table, schema.names), table, schema)
+        yield from self.stream_sql(self.select_sql(table, schema.names, order=ordered), table, schema)
 
     def stream_sql(self, sql: str, table: Table, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         if self.target.is_sqlite:
