@@ -294,6 +294,11 @@ class GxValidator:
 
     def _run(self, table: str, stage: str, definition: Any, frame: Any) -> None:
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+        # GX keeps the last batch of every asset (with its frame) in the engine's batch cache;
+        # release it now, or every table's last frame stays in memory until the end
+        batches = self._source.get_execution_engine().batch_manager
+        batches.reset_batch_cache()
+        batches.batch_data_cache.clear()
         for r in result.results:
             cfg = r.expectation_config
             meta = dict(cfg.meta or {})
