@@ -8,7 +8,9 @@ Modular Encryption, keys in the KMS named by `governance_kms`), rows partitioned
 epoch so `retention_purge` can crypto-shred them, and a manifest signed with Ed25519.
 
 Steps: `preflight` (keys and config, before anything is written) → `write_and_publish` (stream,
-mask card numbers, validate with Great Expectations, write to staging, sign, publish atomically)
+mask card numbers, validate with Great Expectations, write to staging, sign, publish atomically;
+on PostgreSQL the task and `recovery_points.workers - 1` worker processes write tables at the same
+time, all from the task's one snapshot, so budget that many cores and memory slots for it)
 → `verify` (signature and SHA-256 of every file; emits the `lomevexi_recovery_point` asset) →
 `expire` (points past backup retention, with their exclusive keys) → `report` (summary.json) →
 `validation_gate`.
