@@ -24,18 +24,21 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from lomevexi_governance import db
+from lomevexi_governance.errors import IntegrityError
 from lomevexi_governance.policy import Policy, Table
 from lomevexi_governance.retention import (
     US,
     ActiveHolds,
     OrderRetention,
     clock_due,
-    evaluate_orders,
+    evaluate_order_arrays,
     holds_query_columns,
     ints,
     open_ticket_orders,
     ticket_verdicts,
     to_us,
+    ts_us,
 )
 from lomevexi_governance.source import Snapshot, arrow_schema
 
@@ -118,12 +121,7 @@ class PartitionPlanner:
     # -- facts ---------------------------------------------------------------------------
     def load(self, snapshot: Snapshot) -> None:
         p = self.policy
-        orders_t = p.table("orders")
-        facts = snapshot.query(
-            snapshot.select_sql(orders_t, ["order_id", "customer_id", "completed_at"], order=False),
-            orders_t,
-            arrow_schema(orders_t, ["order_id", "customer_id", "completed_at"]),
-        )
+        order_id, customer_id, clock, has_clock = self._order_facts(snapshot)
         holds_t = p.table("legal_holds")
         holds = snapshot.query(
             snapshot.select_sql(holds_t, holds_query_columns(), order=False),
@@ -145,7 +143,34 @@ class PartitionPlanner:
         )
         self.customer_ids = np.sort(ints(customers.column("customer_id")))
         self.holds = ActiveHolds.from_table(holds, self.logical_date)
-        self.orders = evaluate_orders(p, self.logical_date, facts, self.holds, open_ticket_orders(status))
+        self.orders = evaluate_order_arrays(
+            p, self.logical_date, order_id, customer_id, clock, has_clock, self.holds, open_ticket_orders(status)
+        )
+
+    def _order_facts(self, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """order_id, customer_id and the retention clock (µs, valid mask) of every order, in order_id
+        order, filled batch by batch into arrays sized by a count in the same snapshot: memory is
+        the arrays themselves (25 bytes an order), never a whole Arrow table of them."""
+        orders_t = self.policy.table("orders")
+        clock_col = self.policy.retention["orders"].clock
+        cols = ["order_id", "customer_id", clock_col]
+        n = int(snapshot.scalar(f"SELECT count(*) FROM {db.quote_ident(orders_t.name)}") or 0)
+        order_id = np.empty(n, dtype=np.int64)
+        customer_id = np.empty(n, dtype=np.int64)
+        clock = np.empty(n, dtype=np.int64)
+        has_clock = np.empty(n, dtype=bool)
+        i = 0
+        for batch in snapshot.stream(orders_t, cols):
+            k = batch.num_rows
+            if i + k > n:
+                raise IntegrityError(f"{orders_t.name}: more rows than counted in the same snapshot")
+            order_id[i : i + k] = ints(batch.column("order_id"))
+            customer_id[i : i + k] = ints(batch.column("customer_id"))
+            clock[i : i + k], has_clock[i : i + k] = ts_us(batch.column(clock_col))
+            i += k
+        if i != n:
+            raise IntegrityError(f"{orders_t.name}: fewer rows than counted in the same snapshot")
+        return order_id, customer_id, clock, has_clock
 
     # -- codes ---------------------------------------------------------------------------
     def _codes_for_due(self, due_us: np.ndarray, has_clock: np.ndarray) -> np.ndarray:

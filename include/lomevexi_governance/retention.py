@@ -135,12 +135,32 @@ def evaluate_orders(
 ) -> OrderRetention:
     """Apply the order rule to ``orders`` (columns order_id, customer_id, completed_at)."""
     rule = policy.retention["orders"]
-    order_id = ints(orders.column("order_id"))
-    order = np.argsort(order_id, kind="stable")
-    order_id = order_id[order]
-    customer_id = ints(orders.column("customer_id"))[order]
     clock, has_clock = ts_us(orders.column(rule.clock))
-    clock, has_clock = clock[order], has_clock[order]
+    return evaluate_order_arrays(
+        policy, logical_date, ints(orders.column("order_id")), ints(orders.column("customer_id")), clock, has_clock,
+        holds, open_ticket_order_ids,
+    )
+
+
+def evaluate_order_arrays(
+    policy: Policy,
+    logical_date: dt.datetime,
+    order_id: np.ndarray,
+    customer_id: np.ndarray,
+    clock: np.ndarray,
+    has_clock: np.ndarray,
+    holds: ActiveHolds,
+    open_ticket_order_ids: np.ndarray,
+) -> OrderRetention:
+    """:func:`evaluate_orders` on aligned arrays (the retention clock in µs and its valid mask).
+
+    Arrays already in ``order_id`` order are used as they are (no sorted copies)."""
+    rule = policy.retention["orders"]
+    if len(order_id) > 1 and not bool(np.all(order_id[1:] > order_id[:-1])):
+        order = np.argsort(order_id, kind="stable")
+        order_id, customer_id = order_id[order], customer_id[order]
+        clock, has_clock = clock[order], has_clock[order]
+        del order
     due_at = clock + int(rule.period.total_seconds()) * US
     on_hold = np.isin(order_id, holds.order_ids) | np.isin(customer_id, holds.customer_ids)
     open_ticket = np.isin(order_id, open_ticket_order_ids)
