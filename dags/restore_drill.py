@@ -11,11 +11,17 @@ expiry leave the point alone while the drill runs) and setup `prepare_target` (a
 SQLite file under the report root, or a fresh `drill_<hash>` schema on the PostgreSQL connection
 `target_conn_id`; existing tables are never touched) → `verify_point` (the manifest's Ed25519
 signature first, then the SHA-256 of every file, then every key: nothing is loaded from a point
-that fails) → `restore` (decrypt and load every table batch by batch; purge tombstones are
-re-applied so purged rows never come back; partitions crypto-shredded by retention are skipped
-and reported) → `verify_restored` (row counts and per-column checksums against the manifest,
-referential integrity, the Great Expectations suites with the outcome recorded at backup time,
-and the live store for rows unchanged since the point) → teardown `teardown_target` (unless
+that fails) → `drill_tables` (the point's tables) → per table, a mapped task group
+`drill_table` (Celery or Kubernetes workers restore tables in parallel, at most 4 at a time per
+run, each with bounded memory):
+`drill_table.restore_table` (decrypt and stream the table's files into it, then add the primary
+key; purge tombstones are re-applied so purged rows never come back; partitions crypto-shredded
+by retention are skipped and reported) → `drill_table.verify_table` (read it back: row count and
+per-column checksums against the manifest, a streaming merge with the live store for rows
+unchanged since the point; the Great Expectations outcome is inherited from the backup when the
+content is checksum-identical, else the suite runs) → `verify_restored` (every table together:
+referential integrity, the GX comparison with the outcome recorded at backup time, RTO; fails
+naming every table and column that differs) → teardown `teardown_target` (unless
 `keep_restored`) and `unpin_point` → `report` (`summary.json` with status SUCCESSFUL / FAILED /
 TIMED_OUT, RTO and RPO; `report.html`; an entry in the hash-chained drill history
 `<report root>/restore_drill/history.jsonl`; the catalog's last drill of the point) → `outcome`
@@ -37,8 +43,8 @@ backup restores*. `summary.json` (`failure`) and the failed task's log name the 
   altered or damaged: **do not delete anything**, page security, and drill the previous point.
   A missing or destroyed key (named; not retention shredding) means the point cannot be
   restored: escalate to the key custodians.
-- `restore` / `verify_restored`: the data does not come back as recorded (table and columns
-  named), or the store had changed in a way the point cannot explain. Keep the evidence (rerun
+- `restore_table` / `verify_table` / `verify_restored`: the data does not come back as recorded
+  (table and columns named), or the store had changed in a way the point cannot explain. Keep the evidence (rerun
   with `keep_restored: true` to inspect the copy) and open an incident; the backups are not
   trustworthy until a drill passes.
 - TIMED_OUT: the restore is slower than the policy allows (RTO breach). Check the store and target
@@ -52,7 +58,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, TriggerRule, dag, setup, task, teardown
+from airflow.sdk import Param, TriggerRule, dag, setup, task, task_group, teardown
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from lomevexi_governance import airflow_glue as glue
@@ -156,18 +162,37 @@ def restore_drill() -> None:
 
         return restore.verify_point_task(glue.task_env(context), plan)
 
-    @task(pre_execute=_drill_deadline, execution_timeout=dt.timedelta(hours=6))
+    @task
+    def drill_tables(verified: dict) -> list[str]:
+        """The tables the per-table tasks are mapped over (fixed by verify_point, parents first)."""
+        return list(verified["tables"])
+
+    # One mapped task instance per table; each has the drill's time left as its execution_timeout.
+    @task(pre_execute=_drill_deadline, execution_timeout=dt.timedelta(hours=6), max_active_tis_per_dagrun=4)
     @glue.fail_fast
-    def restore(plan: dict, verified: dict, target: dict, **context) -> dict:
-        """Decrypt and load every table, batch by batch (execution_timeout: the drill's time left)."""
+    def restore_table(plan: dict, target: dict, table: str, **context) -> dict:
+        """Decrypt and load one table, batch by batch, then add its primary key."""
         from lomevexi_governance import restore as lib  # noqa: PLC0415
 
-        return lib.restore_task(glue.task_env(context), plan, target, glue.store_target)
+        return lib.restore_table_task(glue.task_env(context), plan, target, table, glue.store_target)
+
+    @task(pre_execute=_drill_deadline, execution_timeout=dt.timedelta(hours=6), max_active_tis_per_dagrun=4)
+    @glue.fail_fast
+    def verify_table(plan: dict, target: dict, table: str, restored: dict, **context) -> dict:
+        """Read one table back: count, per-column checksums, live-store merge, GX (inherited or run)."""
+        from lomevexi_governance import restore as lib  # noqa: PLC0415
+
+        return lib.verify_table_task(glue.task_env(context), plan, target, table, glue.store_target)
+
+    @task_group
+    def drill_table(plan: dict, target: dict, table: str) -> None:
+        """Restore one table, then read it back (a mapped task group: tables run in parallel)."""
+        verify_table(plan, target, table, restore_table(plan, target, table))
 
     @task(pre_execute=_drill_deadline, execution_timeout=dt.timedelta(hours=6))
     @glue.fail_fast
-    def verify_restored(plan: dict, restored: dict, target: dict, **context) -> dict:
-        """Counts, checksums, references, GX vs the backup's outcome, live store; RTO and RPO."""
+    def verify_restored(plan: dict, target: dict, **context) -> dict:
+        """Every table's checks together, references, GX vs the backup's outcome; RTO and RPO."""
         from lomevexi_governance import restore  # noqa: PLC0415
 
         return restore.verify_restored_task(glue.task_env(context), plan, target, glue.store_target)
@@ -210,8 +235,9 @@ def restore_drill() -> None:
     target = prepare_target(plan)
     verified = verify_point(plan)
     pinned >> verified
-    restored = restore(plan, verified, target)
-    checked = verify_restored(plan, restored, target)
+    tables = drill_table.partial(plan=plan, target=target).expand(table=drill_tables(verified))
+    checked = verify_restored(plan, target)
+    tables >> checked
     torn_down = teardown_target(plan, target)
     unpinned = unpin_point(plan, pinned)
     checked >> [torn_down, unpinned]

@@ -7,17 +7,22 @@ A drill restores one recovery point into a scratch database and checks it end to
       -> prepare the target (a fresh scratch SQLite file, or a fresh ``drill_<hash>`` schema)
       -> verify the point: the manifest's Ed25519 signature, then the SHA-256 of every file,
          then that every key a file needs is there (retention-shredded partitions are skipped)
-      -> restore: decrypt every file and load it batch by batch (purge tombstones re-applied)
-      -> verify the restored data: row counts and per-column checksums against the manifest,
-         referential integrity, the Great Expectations suites (outcome must equal the one
-         recorded at backup time), and a comparison with the live store
+      -> per table (one mapped task each in the DAG, so tables restore in parallel):
+           restore: decrypt every file and stream it into the table (purge tombstones
+             re-applied), then add the primary key
+           read back: row count and per-column checksums against the manifest, and a
+             streaming merge with the live store; the Great Expectations outcome is inherited
+             from the backup when the content is checksum-identical, else the suite runs
+      -> across tables: referential integrity, the GX comparison, RTO and RPO
       -> tear down (unless ``keep_restored``), unpin
       -> report: summary.json, report.html, the drill history ledger, the catalog record.
 
 Every step is a function that tests call without Airflow; :func:`run_drill` runs them all in
-order, and ``dags/restore_drill.py`` runs each as a task. Steps hand each other small dicts
-(ids and paths) and write what they found to ``<report dir>/state/<step>.json``, which the
-report step reads, so a failed task still leaves a complete, precise summary.
+order (the per-table steps table by table), and ``dags/restore_drill.py`` runs each as a task.
+Steps hand each other small dicts (ids and paths) and write what they found under
+``<report dir>/state/`` (per-table steps: one file per table, so parallel task instances never
+write the same file), which the report step reads, so a failed task still leaves a complete,
+precise summary. Memory is bounded by a few record batches per table, whatever its size.
 
 Outcome: ``SUCCESSFUL``, ``FAILED`` (the first failure is recorded, naming the file, key,
 table or column) or ``TIMED_OUT`` (``drill.timeout_minutes`` of the policy, measured from the
@@ -27,15 +32,18 @@ customer value, never key material.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import html
 import json
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -73,6 +81,12 @@ LATEST = "latest"
 VERIFICATION_MODES = ("full", "sample")
 SCRATCH_FILE = "restored.sqlite"
 STATE_DIR = "state"
+#: per-table state (``state/<kind>/<table>.json``) and per-step failures
+RESTORE_DIR, CHECKED_DIR, CREATED_DIR, FAILURES_DIR = "restore", "checked", "created", "failures"
+#: rows per batch read from a Parquet file and sent to the target in one COPY
+LOAD_BATCH_ROWS = 65_536
+#: rows per batch read back from the target and from the store (the live merge)
+VERIFY_BATCH_ROWS = 131_072
 #: key ids under this prefix belong to retention epochs: destroying them is crypto-shredding
 RETENTION_KEY_PREFIX = "epoch/"
 #: how the purge words the tombstone of a key it destroys (``purge.shred``)
@@ -95,6 +109,166 @@ class DrillFailed(GovernanceError):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+# -- bounded memory, streaming helpers ---------------------------------------------------------
+
+#: size of the record batches the PostgreSQL driver hands over when reading back (bytes)
+READ_HINT_BYTES = 4 << 20
+
+
+@functools.cache
+def bounded_memory() -> None:
+    """Make freed memory go back to the system, once per process (a drill task's own process).
+
+    A drill streams far more data than it holds. Arrow's default pool (mimalloc) and glibc's
+    dynamic mmap threshold both keep freed blocks for reuse, so the resident size grew with the
+    number of batches streamed rather than with one batch. The system allocator with a fixed
+    1 MiB mmap threshold returns every large buffer when it is freed.
+    """
+    with contextlib.suppress(Exception):  # only an optimisation: any platform without them is fine
+        pa.set_memory_pool(pa.system_memory_pool())
+    with contextlib.suppress(Exception):
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: fixed, so no longer raised by frees
+        libc.mallopt(-8, 2)  # M_ARENA_MAX: helper and Arrow threads share two heaps, not one each
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system (between tables: the next may be smaller)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import ctypes.util
+
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
+def _prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Produce ``items`` on a helper thread, at most ``depth`` ahead of the consumer.
+
+    Decrypting and decoding Parquet, checksumming, and the database drivers' reads release the
+    GIL, so one table's producer and consumer overlap on two cores. Memory: ``depth`` extra
+    items. An exception in the producer is raised in the consumer; a consumer that stops early
+    stops the producer.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    worker = threading.Thread(target=run, name="restore-drill-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
+class _OrderedReader:
+    """A read-only, repeatable-read view of one database, streaming queries as canonical batches.
+
+    PostgreSQL: the ADBC driver's binary COPY, each driver batch conformed and handed on as it
+    is (about ``READ_HINT_BYTES``), so a stream holds one or two batches. SQLite: the store's
+    own :class:`Snapshot`.
+    """
+
+    def __init__(self, target: DatabaseTarget, batch_rows: int):
+        self.target = target
+        self.batch_rows = batch_rows
+        self._snapshot: Snapshot | None = None
+        self._conn: Any = None
+
+    @property
+    def threadable(self) -> bool:
+        """Whether its streams may be consumed on another thread (sqlite3 objects may not)."""
+        return not self.target.is_sqlite
+
+    def __enter__(self) -> _OrderedReader:
+        if self.target.is_sqlite:
+            self._snapshot = Snapshot(self.target, batch_rows=self.batch_rows).__enter__()
+            return self
+        import adbc_driver_postgresql.dbapi as pg
+
+        try:
+            self._conn = pg.connect(self.target.postgres_uri(), autocommit=True)
+        except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
+            raise SourceUnavailable(
+                f"connection {self.target.conn_id!r}: cannot reach PostgreSQL at {self.target.describe()} "
+                f"({type(exc).__name__})"
+            ) from None
+        cur = self._conn.cursor()
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cur.close()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._snapshot is not None:
+            self._snapshot.__exit__(*exc)
+            self._snapshot = None
+        if self._conn is not None:
+            try:
+                cur = self._conn.cursor()
+                cur.execute("ROLLBACK")
+                cur.close()
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    def stream(self, sql: str, table: Table, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        from lomevexi_governance.source import conform
+
+        if self._snapshot is not None:
+            yield from self._snapshot.stream_sql(sql, table, schema)
+            return
+        cur = self._conn.cursor()
+        try:
+            cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(READ_HINT_BYTES)})
+            cur.execute(sql)
+            for batch in cur.fetch_record_batch():
+                if batch.num_rows:
+                    yield conform(batch, table, schema)
+        finally:
+            cur.close()
+
+    def ordered(self, table: Table, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """Every row of ``table`` (its recorded columns), in primary-key order."""
+        cols = ", ".join(db.quote_ident(n) for n in schema.names)
+        sql = f"SELECT {cols} FROM {db.quote_ident(table.name)} ORDER BY {db.quote_ident(table.primary_key)}"
+        return self.stream(sql, table, schema)
 
 
 # -- parameters and plan ---------------------------------------------------------------------
@@ -120,9 +294,7 @@ class DrillParams:
         }
 
 
-def parse_params(
-    raw: Mapping[str, Any] | None, policy: Policy, *, store_conn_id: str = STORE_CONN_ID
-) -> DrillParams:
+def parse_params(raw: Mapping[str, Any] | None, policy: Policy, *, store_conn_id: str = STORE_CONN_ID) -> DrillParams:
     """Check types and values of the run's params (the trigger form may be bypassed by the API)."""
     raw = dict(raw or {})
     unknown = set(raw) - {"recovery_point", "tables", "target_conn_id", "keep_restored", "verification"}
@@ -130,9 +302,7 @@ def parse_params(
         raise ConfigurationError(f"restore_drill: unknown param(s) {sorted(unknown)}")
     point = raw.get("recovery_point") or LATEST
     if not isinstance(point, str):
-        raise ConfigurationError(
-            "restore_drill: param 'recovery_point' must be 'latest' or a recovery point id"
-        )
+        raise ConfigurationError("restore_drill: param 'recovery_point' must be 'latest' or a recovery point id")
     point = point.strip()
     tables_raw = raw.get("tables")
     tables: tuple[str, ...] | None
@@ -142,9 +312,7 @@ def parse_params(
         if isinstance(tables_raw, str):
             tables_raw = [t for t in tables_raw.replace(",", "\n").split() if t]
         if not isinstance(tables_raw, list) or not all(isinstance(t, str) for t in tables_raw):
-            raise ConfigurationError(
-                "restore_drill: param 'tables' must be a list of table names (empty: all)"
-            )
+            raise ConfigurationError("restore_drill: param 'tables' must be a list of table names (empty: all)")
         known = [t.name for t in policy.backup_tables]
         bad = [t for t in tables_raw if t not in known]
         if bad:
@@ -168,9 +336,7 @@ def parse_params(
         raise ConfigurationError("restore_drill: param 'keep_restored' must be true or false")
     mode = raw.get("verification", "full") or "full"
     if mode not in VERIFICATION_MODES:
-        raise ConfigurationError(
-            f"restore_drill: param 'verification' must be one of {list(VERIFICATION_MODES)}"
-        )
+        raise ConfigurationError(f"restore_drill: param 'verification' must be one of {list(VERIFICATION_MODES)}")
     return DrillParams(point, tables, target, keep, mode)
 
 
@@ -183,9 +349,7 @@ def resolve_point(storage: Storage, wanted: str) -> str:
     listing = ", ".join(reversed(available)) if available else "none"
     if wanted == LATEST:
         if not available:
-            raise NotFound(
-                f"no recovery point is published under {storage.describe(rp.POINTS)}; nothing to drill"
-            )
+            raise NotFound(f"no recovery point is published under {storage.describe(rp.POINTS)}; nothing to drill")
         return available[-1]
     if not rp.is_point_id(wanted):
         raise ConfigurationError(
@@ -264,10 +428,7 @@ def plan_drill(
 
     Clears this run's earlier state (a cleared and rerun DAG run starts over).
     """
-    state = Path(report_dir) / STATE_DIR
-    if state.exists():
-        for child in state.iterdir():
-            child.unlink()
+    _clear_state(Path(report_dir) / STATE_DIR)
     params = parse_params(raw_params, policy, store_conn_id=store_conn_id)
     point_id = resolve_point(storage, params.recovery_point)
     if params.target_conn_id is not None and resolve_target is not None:
@@ -304,6 +465,11 @@ def plan_drill(
 
 
 # -- state files -----------------------------------------------------------------------------
+#
+# Steps run as separate Airflow tasks, and the per-table steps as mapped task instances that may
+# run at the same time on different workers. So no state file is ever written by two task
+# instances: per-table results go to ``state/<kind>/<table>.json`` and failures to
+# ``state/failures/<step>[.<table>].json``; readers combine them.
 
 
 def _write_state(state_dir: Path, name: str, data: Mapping[str, Any]) -> None:
@@ -313,6 +479,24 @@ def _write_state(state_dir: Path, name: str, data: Mapping[str, Any]) -> None:
 def _read_state(state_dir: Path, name: str) -> dict[str, Any] | None:
     path = state_dir / f"{name}.json"
     return read_json(path) if path.exists() else None
+
+
+def _read_table_states(state_dir: Path, kind: str) -> dict[str, dict[str, Any]]:
+    """``{table: state}`` of one per-table kind (``restore``, ``checked``, ``created``)."""
+    folder = state_dir / kind
+    if not folder.is_dir():
+        return {}
+    return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))}
+
+
+def _clear_state(state_dir: Path) -> None:
+    if not state_dir.exists():
+        return
+    for child in state_dir.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -326,9 +510,15 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, DrillTimedOut) or type(exc).__name__ == "AirflowTaskTimeout"
 
 
-def record_failure(report_dir: str | os.PathLike[str], step: str, exc: BaseException) -> None:
-    """Keep the first failure of the drill (its root cause); later ones only add to the list."""
-    state = Path(report_dir) / STATE_DIR
+def _failure_file(report_dir: str | os.PathLike[str], step: str, table: str | None) -> Path:
+    name = step if table is None else f"{step}.{table}"
+    return Path(report_dir) / STATE_DIR / FAILURES_DIR / f"{name}.json"
+
+
+def record_failure(
+    report_dir: str | os.PathLike[str], step: str, exc: BaseException, *, table: str | None = None
+) -> None:
+    """Record a failure of ``step`` (of one table, for the per-table steps) in its own file."""
     entry = {
         "step": step,
         "status": TIMED_OUT if _is_timeout(exc) else FAILED,
@@ -336,37 +526,39 @@ def record_failure(report_dir: str | os.PathLike[str], step: str, exc: BaseExcep
         "error": _error_text(exc),
         "at": _now().isoformat(),
     }
-    existing = _read_state(state, "failure")
-    if existing is None:
-        _write_state(state, "failure", entry | {"later": []})
-    else:
-        existing.setdefault("later", []).append(entry)
-        _write_state(state, "failure", existing)
+    if table is not None:
+        entry["table"] = table
+    write_json_atomic(_failure_file(report_dir, step, table), entry)
+
+
+def read_failure(report_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The drill's first failure (its root cause), with every later one in ``later``."""
+    folder = Path(report_dir) / STATE_DIR / FAILURES_DIR
+    if not folder.is_dir():
+        return None
+    entries = sorted((read_json(p) for p in folder.glob("*.json")), key=lambda e: (e["at"], e["step"]))
+    if not entries:
+        return None
+    return entries[0] | {"later": entries[1:]}
 
 
 @contextlib.contextmanager
-def drill_step(report_dir: str | os.PathLike[str], step: str) -> Iterator[None]:
+def drill_step(report_dir: str | os.PathLike[str], step: str, *, table: str | None = None) -> Iterator[None]:
     """Record any failure of ``step`` (then re-raise it: the task, and the run, fail).
 
     A retry of the step starts by forgetting the failure its earlier attempt recorded (nothing
     downstream ran in between). Airflow's execution timeout becomes :class:`DrillTimedOut`, a
     permanent error: retrying after the deadline cannot help.
     """
-    _forget_failure(report_dir, step)
+    _failure_file(report_dir, step, table).unlink(missing_ok=True)
     try:
         yield
     except BaseException as exc:
-        record_failure(report_dir, step, exc)
+        record_failure(report_dir, step, exc, table=table)
         if _is_timeout(exc) and not isinstance(exc, DrillTimedOut):
-            raise DrillTimedOut(f"restore drill step {step} hit the drill's time limit") from None
+            where = f" ({table})" if table else ""
+            raise DrillTimedOut(f"restore drill step {step}{where} hit the drill's time limit") from None
         raise
-
-
-def _forget_failure(report_dir: str | os.PathLike[str], step: str) -> None:
-    state = Path(report_dir) / STATE_DIR
-    failure = _read_state(state, "failure")
-    if failure is not None and failure.get("step") == step:
-        (state / "failure.json").unlink()
 
 
 # -- pins ------------------------------------------------------------------------------------
@@ -447,9 +639,7 @@ def _same_database(a: DatabaseTarget, b: DatabaseTarget) -> bool:
 
 def _refuse_store(target: DatabaseTarget, store: DatabaseTarget | None) -> None:
     if not (target.is_sqlite or target.is_postgres):
-        raise ConfigurationError(
-            f"connection {target.conn_id!r}: a drill restores into SQLite or PostgreSQL only"
-        )
+        raise ConfigurationError(f"connection {target.conn_id!r}: a drill restores into SQLite or PostgreSQL only")
     if store is not None and (target.conn_id == store.conn_id or _same_database(target, store)):
         raise ConfigurationError(
             f"connection {target.conn_id!r} points at the live store ({store.describe()}); a drill never "
@@ -457,9 +647,7 @@ def _refuse_store(target: DatabaseTarget, store: DatabaseTarget | None) -> None:
         )
 
 
-def prepare_target(
-    plan: DrillPlan, target: DatabaseTarget | None, store: DatabaseTarget | None
-) -> TargetInfo:
+def prepare_target(plan: DrillPlan, target: DatabaseTarget | None, store: DatabaseTarget | None) -> TargetInfo:
     """Create the empty place to restore into; never touches existing tables."""
     check_deadline(plan, "before preparing the target")
     if target is None:
@@ -467,7 +655,11 @@ def prepare_target(
         path.parent.mkdir(parents=True, exist_ok=True)
         for suffix in ("", "-journal", "-wal", "-shm"):  # ours: an earlier attempt of this run
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        sqlite3.connect(path).close()
+        conn = sqlite3.connect(path)
+        try:  # per-table tasks may read one table back while another table is being written
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
         info = TargetInfo("sqlite", None, f"sqlite:{path}", path=str(path))
     else:
         _refuse_store(target, store)
@@ -534,8 +726,7 @@ def teardown_target(plan: DrillPlan, info: TargetInfo, target: DatabaseTarget | 
     if plan.keep_restored:
         _write_state(plan.state_dir, "teardown", out)
         return out
-    restored = _read_state(plan.state_dir, "restore") or {}
-    created = sorted(set(info.created_tables) | set(restored.get("created_tables", [])))
+    created = sorted(set(info.created_tables) | set(_read_table_states(plan.state_dir, CREATED_DIR)))
     if info.scratch:
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{info.path}{suffix}").unlink(missing_ok=True)
@@ -567,8 +758,7 @@ def _erased_by_retention(keys: KeyService, key_ids: Sequence[str]) -> bool:
         return bool(purge.erased_by_retention(keys, key_ids))
     infos = [keys.info(k) for k in key_ids]  # the purge's convention, for when it is not installed
     return all(
-        i is not None and i.state == "destroyed" and (i.reason or "").startswith(RETENTION_REASON)
-        for i in infos
+        i is not None and i.state == "destroyed" and (i.reason or "").startswith(RETENTION_REASON) for i in infos
     )
 
 
@@ -584,14 +774,10 @@ def _shredded_entry(
         "erased_by": "retention",
         "during_drill": True,
         "destroyed_keys": list(key_ids),
-        "destroyed_at": max(
-            (i.destroyed_at for i in infos if i is not None and i.destroyed_at), default=None
-        ),
+        "destroyed_at": max((i.destroyed_at for i in infos if i is not None and i.destroyed_at), default=None),
         "reasons": sorted({i.reason for i in infos if i is not None and i.reason}),
         "tables": {table: int(f["rows"])},
-        "files": [
-            {"table": table, "path": f["path"], "rows": int(f["rows"]), "checksums": f.get("checksums", {})}
-        ],
+        "files": [{"table": table, "path": f["path"], "rows": int(f["rows"]), "checksums": f.get("checksums", {})}],
     }
 
 
@@ -613,9 +799,9 @@ def classify_files(
         for key_id in key_ids:
             if key_id not in cache:
                 cache[key_id] = keys.info(key_id)
-        if any(
-            cache[k] is not None and cache[k].state == "destroyed" for k in key_ids
-        ) and _erased_by_retention(keys, key_ids):
+        if any(cache[k] is not None and cache[k].state == "destroyed" for k in key_ids) and _erased_by_retention(
+            keys, key_ids
+        ):
             part = f["partition"]
             entry = shredded.setdefault(
                 part,
@@ -691,9 +877,7 @@ def verify_point(plan: DrillPlan, storage: Storage, keys: KeyService) -> dict[st
     else:
         missing = [t for t in plan.tables if t not in in_point]
         if missing:
-            raise NotFound(
-                f"recovery point {plan.recovery_point_id!r} has no table(s) {missing}; it holds {in_point}"
-            )
+            raise NotFound(f"recovery point {plan.recovery_point_id!r} has no table(s) {missing}; it holds {in_point}")
         tables = list(plan.tables)
     check_checksum_algorithm(point)
     stats = rp.verify_files(storage, point)  # every file of the point, named when it does not match
@@ -742,14 +926,8 @@ def recorded_table(policy: Policy, name: str, recorded: Mapping[str, Any]) -> Ta
     for spec in recorded["schema"]:
         col_name, col_type = spec["name"], spec["type"]
         if col_type not in _SQL_TYPES:
-            raise IntegrityError(
-                f"recovery point: {name}.{col_name} has an unknown recorded type {col_type!r}"
-            )
-        if (
-            current is not None
-            and col_name in current.column_names
-            and current.column(col_name).type == col_type
-        ):
+            raise IntegrityError(f"recovery point: {name}.{col_name} has an unknown recorded type {col_type!r}")
+        if current is not None and col_name in current.column_names and current.column(col_name).type == col_type:
             base = current.column(col_name)
             columns.append(dataclasses.replace(base, nullable=bool(spec.get("nullable", base.nullable))))
         else:
@@ -787,18 +965,19 @@ def relaxed_not_null(manifest: Mapping[str, Any], table: str) -> set[str]:
     return out
 
 
-def create_table_sql(table: Table, *, schema: str | None = None, relaxed: Collection[str] = ()) -> str:
-    """DDL in the store contract's conventions (BIGINT, TEXT, TIMESTAMPTZ, NOT NULL, PRIMARY KEY)."""
+def create_table_sql(
+    table: Table, *, schema: str | None = None, relaxed: Collection[str] = (), primary_key: bool = True
+) -> str:
+    """DDL in the store contract's conventions (BIGINT, TEXT, TIMESTAMPTZ, NOT NULL, PRIMARY KEY).
+
+    ``primary_key=False``: without the constraint, for a loader that adds it after the rows.
+    """
     cols = []
     for c in table.columns:
         not_null = "" if (c.nullable or c.name in relaxed) else " NOT NULL"
-        pk = " PRIMARY KEY" if c.name == table.primary_key else ""
+        pk = " PRIMARY KEY" if c.name == table.primary_key and primary_key else ""
         cols.append(f"    {db.quote_ident(c.name)} {_SQL_TYPES[c.type]}{not_null}{pk}")
-    name = (
-        db.quote_ident(table.name)
-        if schema is None
-        else f"{db.quote_ident(schema)}.{db.quote_ident(table.name)}"
-    )
+    name = db.quote_ident(table.name) if schema is None else f"{db.quote_ident(schema)}.{db.quote_ident(table.name)}"
     return f"CREATE TABLE {name} (\n" + ",\n".join(cols) + "\n)"
 
 
@@ -815,7 +994,15 @@ def sqlite_timestamp_text(arr: pa.Array) -> pa.Array:
 
 
 class _Loader:
-    """Inserts canonical record batches into one restored table, in one transaction."""
+    """Loads canonical record batches into one restored table, in one transaction.
+
+    PostgreSQL, the way ``pg_restore`` does it: the table is created without its primary key,
+    every batch goes in through ADBC's binary COPY (``adbc_ingest``), then the primary key is
+    added (one index build instead of millions of index insertions; a duplicate key fails,
+    naming the table), and only then is the transaction committed. SQLite: ``executemany`` in
+    one ``BEGIN IMMEDIATE`` transaction, with the primary key in the DDL (SQLite cannot add one
+    later).
+    """
 
     def __init__(
         self,
@@ -825,19 +1012,28 @@ class _Loader:
         relaxed: Collection[str],
         *,
         replace: bool,
+        busy_seconds: float = 60.0,
+        on_created: Callable[[], None] = lambda: None,
     ):
-        """Create the table (``replace``: drop this run's own copy from an earlier attempt first)."""
+        """Create the table (``replace``: drop this run's own copy from an earlier attempt first).
+
+        ``on_created`` runs right after the table exists (teardown must find it even if what
+        follows fails), and only then: teardown never drops a table the drill did not create.
+        """
         self.target = target
         self.table = table
         self.names = table.column_names
         self.rows = 0
+        self.primary_key_seconds = 0.0
         if target.is_sqlite:
-            self.conn: Any = sqlite3.connect(target.path or "", timeout=60, isolation_level=None)
+            # another mapped task may be writing the same file: wait for its lock, not fail
+            self.conn: Any = sqlite3.connect(target.path or "", timeout=busy_seconds, isolation_level=None)
             self.conn.execute("PRAGMA synchronous = NORMAL")
             if replace:
                 self.conn.execute(f"DROP TABLE IF EXISTS {db.quote_ident(table.name)}")
             self.conn.execute(create_table_sql(table, relaxed=relaxed))
-            self.conn.execute("BEGIN")
+            on_created()
+            self.conn.execute("BEGIN IMMEDIATE")
             cols = ", ".join(db.quote_ident(n) for n in self.names)
             marks = ", ".join("?" for _ in self.names)
             self.insert = f"INSERT INTO {db.quote_ident(table.name)} ({cols}) VALUES ({marks})"
@@ -847,12 +1043,12 @@ class _Loader:
 
             assert info.schema
             self.schema = info.schema
+            self.qualified = f"{db.quote_ident(info.schema)}.{db.quote_ident(table.name)}"
             with db.connection(target, autocommit=True) as conn:
                 if replace:
-                    conn.execute(
-                        f"DROP TABLE IF EXISTS {db.quote_ident(info.schema)}.{db.quote_ident(table.name)}"
-                    )
-                conn.execute(create_table_sql(table, schema=info.schema, relaxed=relaxed))
+                    conn.execute(f"DROP TABLE IF EXISTS {self.qualified}")
+                conn.execute(create_table_sql(table, schema=info.schema, relaxed=relaxed, primary_key=False))
+            on_created()
             try:
                 self.conn = pg.connect(target.postgres_uri())
             except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
@@ -878,8 +1074,21 @@ class _Loader:
     def commit(self) -> None:
         if self.target.is_sqlite:
             self.conn.execute("COMMIT")
-        else:
-            self.conn.commit()
+            return
+        started = time.monotonic()
+        pk = db.quote_ident(self.table.primary_key)
+        try:
+            self.cursor.execute(f"ALTER TABLE {self.qualified} ADD PRIMARY KEY ({pk})")
+        except Exception as exc:
+            state = getattr(exc, "sqlstate", None) or ""
+            if state == "23505":  # unique_violation
+                raise IntegrityError(
+                    f"restored table {self.table.name}: primary key {self.table.primary_key} has duplicate "
+                    "values (a row came back twice)"
+                ) from None
+            raise
+        self.primary_key_seconds = time.monotonic() - started
+        self.conn.commit()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -889,11 +1098,6 @@ class _Loader:
             with contextlib.suppress(Exception):
                 self.cursor.close()
         self.conn.close()
-
-
-# purge tombstones: keyed hashes of purged primary keys (lomevexi_governance.purge) -------------
-
-TombstoneFilter = Callable[[str, Any, Mapping[str, set[str]], Any], Any]
 
 
 def _purge_module() -> Any:
@@ -952,6 +1156,214 @@ def _diff_columns(expected: Mapping[str, int], got: Mapping[str, int], columns: 
     return [c for c in [checksums.ROWS, *columns] if expected.get(c, 0) != got.get(c, 0)]
 
 
+def _verified_state(plan: DrillPlan) -> dict[str, Any]:
+    verified = _read_state(plan.state_dir, "verify")
+    if verified is None:
+        raise IntegrityError(f"restore drill {plan.run_id}: the point was not verified; refusing to restore")
+    return verified
+
+
+def drill_tables(plan: DrillPlan) -> list[str]:
+    """The tables this drill restores, parents first (fixed by ``verify_point``)."""
+    return list(_verified_state(plan)["tables"])
+
+
+def _seconds_left(plan: DrillPlan) -> float:
+    return max((plan.deadline_at - _now()).total_seconds(), 1.0)
+
+
+def restore_table(
+    plan: DrillPlan,
+    name: str,
+    *,
+    storage: Storage,
+    keys: KeyService,
+    policy: Policy,
+    info: TargetInfo,
+    target: DatabaseTarget,
+    tombstones: Mapping[str, set[str]] | None = None,
+    point: rp.PointRef | None = None,
+) -> dict[str, Any]:
+    """Decrypt every file of one table and load it, streamed batch by batch, into ``target``.
+
+    Memory holds one record batch (one file is opened at a time, each with fresh decryption
+    properties), whatever the size of the table. Each file's rows are checksummed as they are
+    read and compared with the file's checksums in the manifest, so a file that decrypts to
+    something else is named. Rows whose primary key has a purge tombstone are dropped (their
+    checksum contribution is kept, to subtract). Writes ``state/restore/<table>.json``; safe to
+    run at the same time as the other tables' restores (one mapped task each in the DAG).
+    """
+    from lomevexi_governance.crypto import read_batches
+
+    check_deadline(plan, f"before restoring {name}")
+    verified = _verified_state(plan)
+    if name not in verified["tables"]:
+        raise ConfigurationError(
+            f"restore drill {plan.run_id}: table {name!r} is not part of this drill ({verified['tables']})"
+        )
+    bounded_memory()
+    started_at = _now()
+    started = time.monotonic()
+    if point is None:  # the signature again: no swap since verify_point
+        point = rp.load_point(storage, plan.recovery_point_id, keys)
+    manifest = point.manifest
+    encrypted = bool(manifest.get("encrypted", True))
+    base = rp.point_dir(plan.recovery_point_id)
+    if tombstones is None:
+        tombstones = load_tombstones(storage, keys)
+    hasher = keys.tombstone_hasher() if tombstones.get(name) else None
+    mt = manifest["tables"][name]
+    table = recorded_table(policy, name, mt)
+    schema = recorded_schema(table)
+    pk = table.primary_key
+    by_path = {f["path"]: f for f in mt["files"]}
+    paths = verified["restore_files"][name]
+    # the scratch file and the drill schema are this run's own; in a connection's SQLite
+    # database only a table this run created in an earlier attempt may be replaced
+    ours = _read_state(plan.state_dir, f"{CREATED_DIR}/{name}") is not None
+    replace = info.scratch or info.dialect == "postgresql" or ours
+    _write_state(plan.state_dir, f"{RESTORE_DIR}/{name}", {"table": name, "complete": False})
+    loader = _Loader(
+        target,
+        info,
+        table,
+        relaxed_not_null(manifest, name),
+        replace=replace,
+        busy_seconds=_seconds_left(plan),
+        on_created=lambda: _write_state(
+            plan.state_dir, f"{CREATED_DIR}/{name}", {"table": name, "created_at": _now().isoformat()}
+        ),
+    )
+    dropped: dict[str, int] = {}
+    shredded_during: list[dict[str, Any]] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        """Every file of the table, decrypted, checked against its manifest checksums, filtered."""
+        nonlocal dropped
+        for path in paths:
+            f = by_path[path]
+            rel = f"{base}/{path}"
+            try:
+                pf = _open_file(storage, keys, rel, encrypted)
+            except KeyMaterialError:
+                # shredded by a purge that ran since verify_point (shredding does not wait for
+                # pins: retention is an obligation); anything else fails, naming the key
+                key_ids = sorted(set(f.get("key_ids", {}).values()))
+                if not _erased_by_retention(keys, key_ids):
+                    raise
+                shredded_during.append(_shredded_entry(keys, manifest, name, f, key_ids))
+                continue
+            found = pf.schema_arrow
+            if found.names != schema.names or not all(
+                found.field(n).type.equals(schema.field(n).type) for n in schema.names
+            ):
+                raise IntegrityError(
+                    f"recovery point {plan.recovery_point_id!r}: file {path} has columns/types "
+                    f"{[(x.name, str(x.type)) for x in found]}, not the recorded schema of {name}"
+                )
+            read_sums: dict[str, int] = {}
+            for raw in read_batches(pf, storage.describe(rel), batch_size=LOAD_BATCH_ROWS):
+                check_deadline(plan, f"while restoring {name}")
+                rows = pa.RecordBatch.from_arrays(raw.columns, schema=schema)
+                read_sums = checksums.combine([read_sums, checksums.batch_checksums(rows, pk)])
+                if hasher is not None:
+                    drop = tombstone_mask(name, rows.column(pk), tombstones, hasher)
+                    if drop.any():
+                        gone = rows.filter(pa.array(drop))
+                        dropped = checksums.combine([dropped, checksums.batch_checksums(gone, pk)])
+                        rows = rows.filter(pa.array(~drop))
+                yield rows
+            del pf
+            bad = _diff_columns(checksums.from_hex(f.get("checksums", {})), read_sums, schema.names)
+            if bad:
+                raise IntegrityError(
+                    f"recovery point {plan.recovery_point_id!r}: file {path} decrypts to data that does "
+                    f"not match its manifest checksums (column(s) {bad})"
+                )
+
+    try:
+        # files are read, decrypted and checksummed on a helper thread while the target ingests
+        for rows in _prefetch(batches(), depth=2):
+            check_deadline(plan, f"while restoring {name}")
+            loader.write(rows)
+        check_deadline(plan, f"before adding the primary key of {name}")
+        loader.commit()
+    finally:
+        loader.close()
+    seconds = time.monotonic() - started
+    out = {
+        "table": name,
+        "restore_started_at": started_at.isoformat(),
+        "restore_ended_at": _now().isoformat(),
+        "files": len(paths),
+        "rows_written": loader.rows,
+        "dropped_by_purge_tombstones": int(dropped.get(checksums.ROWS, 0)),
+        "dropped_checksums": checksums.to_hex(dropped) if dropped else {},
+        "shredded_during_drill": shredded_during,
+        "tombstones": bool(tombstones.get(name)),
+        "primary_key_seconds": round(loader.primary_key_seconds, 3),
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(loader.rows / seconds) if seconds > 0 else None,
+        "complete": True,
+    }
+    _write_state(plan.state_dir, f"{RESTORE_DIR}/{name}", out)
+    release_memory()
+    log.info(
+        "restore drill %s: %s restored, %d rows (%d dropped by purge tombstones) in %.2fs",
+        plan.run_id,
+        name,
+        loader.rows,
+        out["dropped_by_purge_tombstones"],
+        seconds,
+    )
+    return out
+
+
+def collect_restore(state_dir: Path, tables: Sequence[str] | None = None) -> dict[str, Any]:
+    """The restore as a whole, from the per-table states (what ``state/restore.json`` holds)."""
+    per_table = _read_table_states(state_dir, RESTORE_DIR)
+    created = sorted(_read_table_states(state_dir, CREATED_DIR))
+    wanted = list(tables) if tables is not None else list(per_table)
+    done = {t: s for t, s in per_table.items() if s.get("complete")}
+    out: dict[str, Any] = {"created_tables": created, "complete": bool(wanted) and all(t in done for t in wanted)}
+    if not done:
+        return out
+    started = min(s["restore_started_at"] for s in done.values())
+    ended = max(s["restore_ended_at"] for s in done.values())
+    rows = sum(s["rows_written"] for s in done.values())
+    # the sum of the tables' own times: what the load costs (tables may run in parallel)
+    seconds = sum(s["seconds"] for s in done.values())
+    wall = (dt.datetime.fromisoformat(ended) - dt.datetime.fromisoformat(started)).total_seconds()
+    out |= {
+        "restore_started_at": started,
+        "restore_ended_at": ended,
+        "seconds": round(seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "rows_written": rows,
+        "rows_per_second": round(rows / seconds) if seconds > 0 else None,
+        "tables": {
+            t: {k: v for k, v in s.items() if k not in ("table", "shredded_during_drill", "complete")}
+            for t, s in done.items()
+        },
+        "tombstone_tables": sorted(t for t, s in done.items() if s.get("tombstones")),
+        "shredded_during_drill": [e for t in sorted(done) for e in done[t]["shredded_during_drill"]],
+    }
+    return out
+
+
+def finish_restore(plan: DrillPlan) -> dict[str, Any]:
+    """Check that every table of the drill was restored; write ``state/restore.json``."""
+    tables = drill_tables(plan)
+    out = collect_restore(plan.state_dir, tables)
+    _write_state(plan.state_dir, "restore", out)
+    if not out["complete"]:
+        done = set(out.get("tables", {}))
+        raise IntegrityError(
+            f"restore drill {plan.run_id}: table(s) {[t for t in tables if t not in done]} were not restored"
+        )
+    return out
+
+
 def restore_tables(
     plan: DrillPlan,
     *,
@@ -962,133 +1374,23 @@ def restore_tables(
     target: DatabaseTarget,
     tombstones: Mapping[str, set[str]] | None = None,
 ) -> dict[str, Any]:
-    """Decrypt every file and load it batch by batch into ``target``.
-
-    Each file's rows are checksummed as they are read and compared with the file's checksums in
-    the manifest, so a file that decrypts to something else is named. Rows whose primary key
-    has a purge tombstone are dropped (their checksum contribution is kept, to subtract).
-    """
-    from lomevexi_governance.crypto import read_batches
-
-    check_deadline(plan, "before the restore")
-    verified = _read_state(plan.state_dir, "verify")
-    if verified is None:
-        raise IntegrityError(f"restore drill {plan.run_id}: the point was not verified; refusing to restore")
-    started_at = _now()
-    started = time.monotonic()
-    point = rp.load_point(storage, plan.recovery_point_id, keys)  # the signature again: no swap since verify
-    manifest = point.manifest
-    encrypted = bool(manifest.get("encrypted", True))
-    base = rp.point_dir(plan.recovery_point_id)
+    """Every table of the drill, one after the other (:func:`restore_table` each), then the total."""
+    point = rp.load_point(storage, plan.recovery_point_id, keys)
     if tombstones is None:
         tombstones = load_tombstones(storage, keys)
-    hasher = keys.tombstone_hasher() if any(tombstones.values()) else None
-    out_tables: dict[str, Any] = {}
-    earlier = _read_state(plan.state_dir, "restore") or {}  # an earlier attempt of this step
-    ours = set(earlier.get("created_tables", []))
-    created: list[str] = []
-    shredded_during: list[dict[str, Any]] = []
-
-    def progress() -> None:  # teardown must find every table this run created, even after a crash
-        started_iso = started_at.isoformat()
-        state = {
-            "restore_started_at": started_iso,
-            "created_tables": sorted(set(created) | ours),
-            "complete": False,
-        }
-        _write_state(plan.state_dir, "restore", state)
-
-    progress()
-    for name in verified["tables"]:
-        mt = manifest["tables"][name]
-        table = recorded_table(policy, name, mt)
-        schema = recorded_schema(table)
-        pk = table.primary_key
-        by_path = {f["path"]: f for f in mt["files"]}
-        t_started = time.monotonic()
-        # the scratch file and the drill schema are this run's own; in a connection's SQLite
-        # database only a table this run created in an earlier attempt may be replaced
-        replace = info.scratch or info.dialect == "postgresql" or name in ours
-        loader = _Loader(target, info, table, relaxed_not_null(manifest, name), replace=replace)
-        created.append(name)  # only once created: teardown must never drop a table it did not create
-        progress()
-        dropped: dict[str, int] = {}
-        try:
-            for path in verified["restore_files"][name]:
-                f = by_path[path]
-                rel = f"{base}/{path}"
-                try:
-                    pf = _open_file(storage, keys, rel, encrypted)
-                except KeyMaterialError:
-                    # shredded by a purge that ran since verify_point (shredding does not wait for
-                    # pins: retention is an obligation); anything else fails, naming the key
-                    key_ids = sorted(set(f.get("key_ids", {}).values()))
-                    if not _erased_by_retention(keys, key_ids):
-                        raise
-                    shredded_during.append(_shredded_entry(keys, manifest, name, f, key_ids))
-                    continue
-                found = pf.schema_arrow
-                if found.names != schema.names or not all(
-                    found.field(n).type.equals(schema.field(n).type) for n in schema.names
-                ):
-                    raise IntegrityError(
-                        f"recovery point {plan.recovery_point_id!r}: file {path} has columns/types "
-                        f"{[(x.name, str(x.type)) for x in found]}, not the recorded schema of {name}"
-                    )
-                read_sums: dict[str, int] = {}
-                for raw in read_batches(pf, storage.describe(rel), batch_size=plan.batch_rows):
-                    check_deadline(plan, f"while restoring {name}")
-                    rows = pa.RecordBatch.from_arrays(raw.columns, schema=schema)
-                    read_sums = checksums.combine([read_sums, checksums.batch_checksums(rows, pk)])
-                    if hasher is not None:
-                        drop = tombstone_mask(name, rows.column(pk), tombstones, hasher)
-                        if drop.any():
-                            gone = rows.filter(pa.array(drop))
-                            dropped = checksums.combine([dropped, checksums.batch_checksums(gone, pk)])
-                            rows = rows.filter(pa.array(~drop))
-                    loader.write(rows)
-                bad = _diff_columns(checksums.from_hex(f.get("checksums", {})), read_sums, schema.names)
-                if bad:
-                    raise IntegrityError(
-                        f"recovery point {plan.recovery_point_id!r}: file {path} decrypts to data that does "
-                        f"not match its manifest checksums (column(s) {bad})"
-                    )
-            loader.commit()
-        finally:
-            loader.close()
-        seconds = time.monotonic() - t_started
-        out_tables[name] = {
-            "files": len(verified["restore_files"][name]),
-            "rows_written": loader.rows,
-            "dropped_by_purge_tombstones": int(dropped.get(checksums.ROWS, 0)),
-            "dropped_checksums": checksums.to_hex(dropped) if dropped else {},
-            "seconds": round(seconds, 3),
-            "rows_per_second": round(loader.rows / seconds) if seconds > 0 else None,
-        }
-        log.info(
-            "restore drill %s: %s restored, %d rows (%d dropped by purge tombstones) in %.2fs",
-            plan.run_id,
+    for name in drill_tables(plan):
+        restore_table(
+            plan,
             name,
-            loader.rows,
-            out_tables[name]["dropped_by_purge_tombstones"],
-            seconds,
+            storage=storage,
+            keys=keys,
+            policy=policy,
+            info=info,
+            target=target,
+            tombstones=tombstones,
+            point=point,
         )
-    seconds = time.monotonic() - started
-    rows = sum(t["rows_written"] for t in out_tables.values())
-    out = {
-        "restore_started_at": started_at.isoformat(),
-        "restore_ended_at": _now().isoformat(),
-        "seconds": round(seconds, 3),
-        "rows_written": rows,
-        "rows_per_second": round(rows / seconds) if seconds > 0 else None,
-        "tables": out_tables,
-        "created_tables": created,
-        "tombstone_tables": sorted(t for t, v in tombstones.items() if v),
-        "shredded_during_drill": shredded_during,
-        "complete": True,
-    }
-    _write_state(plan.state_dir, "restore", out)
-    return out
+    return finish_restore(plan)
 
 
 # -- verifying the restored data -------------------------------------------------------------
@@ -1106,6 +1408,53 @@ def _pks(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
+def _masking_only(table: Table) -> Table:
+    """``table`` with its row rules removed, so :class:`ContentScanner` only masks card numbers.
+
+    The live comparison needs the store's values masked exactly the way the backup masks them
+    (which depends only on the table, the column name and the text); counting rule violations
+    again would cost a regular-expression pass per text column for nothing.
+    """
+    columns = tuple(
+        dataclasses.replace(c, nullable=True, values=None, min=None, format=None, sensitivity="communication")
+        for c in table.columns
+    )
+    return dataclasses.replace(table, columns=columns)
+
+
+class _Side:
+    """One key-ordered stream of batches, consumed in key ranges (the merge's cursor)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.batch: pa.RecordBatch | None = None
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.pos = 0
+        self.last: int | None = None
+
+    def set(self, batch: pa.RecordBatch, pk: str) -> None:
+        keys = _pks(batch.column(pk))
+        if len(keys) and (
+            (self.last is not None and keys[0] <= self.last) or (len(keys) > 1 and not (np.diff(keys) > 0).all())
+        ):
+            raise IntegrityError(f"{self.what}: primary key {pk} is not strictly increasing (duplicate key?)")
+        if len(keys):
+            self.last = int(keys[-1])
+        self.batch, self.keys, self.pos = batch, keys, 0
+
+    @property
+    def empty(self) -> bool:
+        return self.batch is None or self.pos >= len(self.keys)
+
+    def take_upto(self, bound: int) -> pa.RecordBatch:
+        """The rows from the cursor with a key <= ``bound`` (zero-copy slice), and advance."""
+        assert self.batch is not None
+        end = int(np.searchsorted(self.keys, bound, side="right"))
+        out = self.batch.slice(self.pos, end - self.pos)
+        self.pos = end
+        return out
+
+
 class LiveCompare:
     """Compare restored rows with the live store, for rows unchanged since the point.
 
@@ -1115,6 +1464,11 @@ class LiveCompare:
     primary-key presence only. Store values go through the backup's card-number masking first,
     so a masked value compares equal to what the backup was allowed to keep. Mismatches are
     reported as counts and primary keys, never values.
+
+    ``full``: a streaming merge. The restored table (read back in primary-key order) and one
+    key-ordered query of the store advance together, compared key range by key range, so
+    memory holds one restored batch and one store batch whatever the table sizes or gaps.
+    ``sample``: every n-th restored row, looked up in the store by key.
     """
 
     def __init__(
@@ -1126,7 +1480,10 @@ class LiveCompare:
         mode: str,
         sample_rows: int,
         expected_rows: int,
+        ordered_store: Callable[[], Iterator[pa.RecordBatch]] | None = None,
+        prefetch: bool = False,
     ):
+        """``ordered_store``: the store table in key order, for the full merge (default: ``store``)."""
         from lomevexi_governance.scan import ContentScanner
 
         self.table = table
@@ -1134,13 +1491,10 @@ class LiveCompare:
         self.snapshot_at = snapshot_at
         self.mode = mode
         self.values = "updated_at" in table.column_names
-        self.scanner = ContentScanner(table)
-        self.stride = (
-            max(1, math.ceil(expected_rows / sample_rows)) if mode == "sample" and sample_rows > 0 else 1
-        )
+        self.scanner = ContentScanner(_masking_only(table))
+        self.stride = max(1, math.ceil(expected_rows / sample_rows)) if mode == "sample" and sample_rows > 0 else 1
         self.sample_rows = sample_rows
         self.position = 0
-        self.prev_hi: int | None = None
         self.stats: dict[str, Any] = {
             "mode": mode,
             "compared": "values" if self.values else "primary key presence (no updated_at column)",
@@ -1156,29 +1510,47 @@ class LiveCompare:
             self.stats["missing_from_restore"] = 0
         self.schema = recorded_schema(table)
         self.pk = table.primary_key
+        self._ordered_store = ordered_store
+        self._prefetch = prefetch
+        self._store_iter: Iterator[pa.RecordBatch] | None = None
+        self._restored = _Side(f"restored table {table.name}")
+        self._store = _Side(f"store table {table.name}")
+        self._store_done = False
 
     def _store_batches(self, where: str) -> Iterator[pa.RecordBatch]:
         """Store rows (masked the way the backup masks) as canonical batches, in key order."""
         cols = ", ".join(db.quote_ident(c) for c in self.table.column_names)
-        sql = (
-            f"SELECT {cols} FROM {db.quote_ident(self.table.name)}{where} ORDER BY {db.quote_ident(self.pk)}"
-        )
+        sql = f"SELECT {cols} FROM {db.quote_ident(self.table.name)}{where} ORDER BY {db.quote_ident(self.pk)}"
         for batch in self.store.stream_sql(sql, self.table, self.schema):
             yield self.scanner.process(batch)
 
     def _store_rows(self, where: str) -> pa.Table:
         return pa.Table.from_batches(list(self._store_batches(where)), schema=self.schema)
 
+    def _next_store(self) -> bool:
+        """Load the next non-empty store batch into the cursor; False at the end of the store."""
+        if self._store_iter is None:
+            if self._ordered_store is None:
+                self._store_iter = self._store_batches("")
+            else:
+                masked = (self.scanner.process(b) for b in self._ordered_store())
+                # read and masked on a helper thread, one batch ahead, where the driver allows it
+                self._store_iter = _prefetch(masked) if self._prefetch else masked
+        while not self._store_done:
+            batch = next(self._store_iter, None)
+            if batch is None:
+                self._store_done = True
+                break
+            if batch.num_rows:
+                self._store.set(batch, self.pk)
+                return True
+        return False
+
     def process(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        pk = db.quote_ident(self.pk)
         if self.mode == "full":
-            hi = int(pc.max(batch.column(self.pk)).as_py())
-            lo = f"{pk} > {int(self.prev_hi)} AND " if self.prev_hi is not None else ""
-            store = self._store_rows(f" WHERE {lo}{pk} <= {hi}")
-            self.prev_hi = hi
-            self._compare(batch, store, count_missing=True)
+            self._merge(batch)
             return
         idx = np.arange(self.position, self.position + batch.num_rows)
         self.position += batch.num_rows
@@ -1188,6 +1560,7 @@ class LiveCompare:
             return
         sample = batch.take(pa.array(take))
         keys = _pks(sample.column(self.pk))
+        pk = db.quote_ident(self.pk)
         parts = [
             self._store_rows(f" WHERE {pk} IN ({', '.join(str(int(k)) for k in keys[i : i + _IN_CHUNK])})")
             for i in range(0, len(keys), _IN_CHUNK)
@@ -1195,18 +1568,41 @@ class LiveCompare:
         store = pa.concat_tables(parts) if parts else self.schema.empty_table()
         self._compare(sample, store, count_missing=False)
 
+    def _merge(self, batch: pa.RecordBatch) -> None:
+        """Advance both sides up to the keys of ``batch``, one key range at a time."""
+        r = self._restored
+        r.set(batch, self.pk)
+        while not r.empty:
+            if self._store.empty and not self._next_store():
+                rest = r.take_upto(int(r.keys[-1]))  # the store has nothing beyond: all absent
+                self._compare(rest, rest.schema.empty_table(), count_missing=True)
+                return
+            # the range both cursors cover: up to the smaller of the two batches' last keys
+            bound = min(int(r.keys[-1]), int(self._store.keys[-1]))
+            restored = r.take_upto(bound)
+            store = self._store.take_upto(bound)
+            self._compare(restored, store, count_missing=True)
+
     def finish(self) -> dict[str, Any]:
-        if self.mode == "full":  # store rows above the last restored key (all of them for an empty table)
-            where = (
-                f" WHERE {db.quote_ident(self.pk)} > {int(self.prev_hi)}" if self.prev_hi is not None else ""
-            )
-            none = pa.RecordBatch.from_pylist([], schema=self.schema)
-            for batch in self._store_batches(where):  # streamed: may be a whole table
-                self._compare(none, pa.Table.from_batches([batch]), count_missing=True)
+        if self.mode == "full":  # store rows beyond the last restored key (all of them for an empty table)
+            while not self._store.empty or self._next_store():
+                assert self._store.batch is not None
+                rest = self._store.take_upto(int(self._store.keys[-1]))
+                self._compare(self.schema.empty_table(), rest, count_missing=True)
+        self.close()
         self.stats["mismatched_primary_keys"] = self.stats["mismatched_primary_keys"][:MAX_REPORTED_KEYS]
         return self.stats
 
-    def _compare(self, restored: pa.RecordBatch, store: pa.Table, *, count_missing: bool) -> None:
+    def close(self) -> None:
+        """Stop reading the store (also when the comparison ends early)."""
+        close = getattr(self._store_iter, "close", None)
+        if close is not None:
+            close()
+        self._store_iter = None
+
+    def _compare(
+        self, restored: pa.RecordBatch | pa.Table, store: pa.RecordBatch | pa.Table, *, count_missing: bool
+    ) -> None:
         r_pk = _pks(restored.column(self.pk))
         s_pk_all = _pks(store.column(self.pk))
         unchanged = np.ones(len(s_pk_all), dtype=bool)
@@ -1215,26 +1611,40 @@ class LiveCompare:
             after = pc.fill_null(pc.greater(upd, pa.scalar(self.snapshot_at, type=TIMESTAMP)), False)
             unchanged = ~np.asarray(after.to_numpy(zero_copy_only=False), dtype=bool)
         self.stats["rows_checked"] += len(r_pk)
-        in_store = np.isin(r_pk, s_pk_all)
-        self.stats["absent_from_store"] += int((~in_store).sum())
-        s_pk = s_pk_all[unchanged]
-        changed_pks = s_pk_all[~unchanged]
-        self.stats["changed_since_point"] += int(np.isin(r_pk, changed_pks).sum())
-        if count_missing:
-            self.stats["missing_from_restore"] += int((~np.isin(s_pk, r_pk)).sum())
-        store_u = store.filter(pa.array(unchanged)) if store.num_rows else store
-        common, ri, si = np.intersect1d(r_pk, s_pk, assume_unique=True, return_indices=True)
+        all_unchanged = bool(unchanged.all())
+        if len(r_pk) == len(s_pk_all) and np.array_equal(r_pk, s_pk_all):  # the usual case: same keys
+            if all_unchanged:
+                common, ri, si = r_pk, None, None
+                store_u = store
+            else:
+                self.stats["changed_since_point"] += int((~unchanged).sum())
+                keep = np.flatnonzero(unchanged)
+                common, ri, si = r_pk[keep], keep, keep
+                store_u = store
+        else:
+            in_store = np.isin(r_pk, s_pk_all, assume_unique=True)
+            self.stats["absent_from_store"] += int((~in_store).sum())
+            s_pk = s_pk_all[unchanged]
+            changed_pks = s_pk_all[~unchanged]
+            if len(changed_pks):
+                self.stats["changed_since_point"] += int(np.isin(r_pk, changed_pks, assume_unique=True).sum())
+            if count_missing:
+                self.stats["missing_from_restore"] += int((~np.isin(s_pk, r_pk, assume_unique=True)).sum())
+            store_u = store.filter(pa.array(unchanged)) if not all_unchanged else store
+            common, ri, si = np.intersect1d(r_pk, s_pk, assume_unique=True, return_indices=True)
         self.stats["rows_compared"] += len(common)
         if not len(common) or not self.values:
             return
-        r = restored.take(pa.array(ri))
-        s = store_u.take(pa.array(si))
+        r = restored if ri is None else restored.take(pa.array(ri))
+        s = store_u if si is None else store_u.take(pa.array(si))
         bad_rows = np.zeros(len(common), dtype=bool)
         for name in self.table.column_names:
             if name == self.pk:
                 continue
             a = r.column(name)
             b = s.column(name)
+            if isinstance(a, pa.ChunkedArray):
+                a = a.combine_chunks()
             if isinstance(b, pa.ChunkedArray):
                 b = b.combine_chunks()
             differs = ~_null_aware_equal(a, b)
@@ -1247,6 +1657,331 @@ class LiveCompare:
             room = MAX_REPORTED_KEYS - len(self.stats["mismatched_primary_keys"])
             if room > 0:
                 self.stats["mismatched_primary_keys"].extend(int(k) for k in common[bad_rows][:room])
+
+
+def _default_validator_factory(p: Policy, out: Path, names: list[str]) -> Any:
+    from lomevexi_governance.validation import GxValidator
+
+    return GxValidator(p, out, tables=names)
+
+
+def _recorded_backup_failures(recorded: Mapping[str, Any] | None, table: str) -> list[dict[str, Any]]:
+    """The backup-stage GX failures the point recorded for ``table`` (what compare_validation compares)."""
+    return [
+        dict(f)
+        for f in (recorded or {}).get("failed", [])
+        if f.get("table") == table and f.get("stage") == "backup" and f.get("expectation") != "reference"
+    ]
+
+
+def _gx_inheritable(
+    manifest: Mapping[str, Any], expected: Mapping[str, int], got: Mapping[str, int], erased_rows: int
+) -> str | None:
+    """Why the backup's GX outcome holds for the restored table; ``None``: the suite must run.
+
+    Per-column checksums mix each value with its row's primary key, so when every column's
+    checksum (and the row count) read back equals the expected one, the restored table holds
+    exactly the (key, value) pairs of the rows the backup-stage suite validated at backup time
+    (less the rows erased since the point, whose checksums were subtracted). The same rows give
+    the same outcome of that suite; a subset of them can only lose failures, never gain one
+    (every backup-stage expectation is per value, or the column set), which is what the
+    comparison with the backup allows for erased tables. So re-running the suite could not
+    change the verdict. It still runs when anything differs, or when the point recorded no
+    per-table outcome.
+    """
+    recorded = manifest.get("validation")
+    if not recorded or "tables" not in recorded:
+        return None
+    if not expected or _diff_columns(expected, got, [k for k in expected if k != checksums.ROWS]):
+        return None
+    if erased_rows:
+        return (
+            "inherited from the backup's outcome: the restored content is checksum-identical to the point's "
+            f"less {erased_rows} row(s) erased since the point, so failures can only have decreased"
+        )
+    return "inherited from the backup's outcome: the restored content is checksum-identical to the point's"
+
+
+def verify_table(
+    plan: DrillPlan,
+    name: str,
+    *,
+    storage: Storage,
+    keys: KeyService,
+    policy: Policy,
+    target: DatabaseTarget,
+    store: DatabaseTarget | None,
+    validator_factory: Callable[[Policy, Path, list[str]], Any] | None = None,
+    point: rp.PointRef | None = None,
+) -> dict[str, Any]:
+    """Read one restored table back and check it; write ``state/checked/<table>.json``.
+
+    In one streamed pass, in primary-key order: row count and per-column checksums (the proof
+    that every row came back; compared with the manifest's, less skipped and dropped rows), and
+    the live-store comparison (a merge with one key-ordered query of the store). Then the Great
+    Expectations outcome: inherited from the backup when the content is checksum-identical to
+    the point (see :func:`_gx_inheritable`), else the table's backup-stage suite runs on the
+    restored data (a second streamed pass). A mismatch is recorded, not raised:
+    :func:`verify_restored` fails the drill naming every table and column that differs.
+    """
+    check_deadline(plan, f"before verifying {name}")
+    bounded_memory()
+    verified = _verified_state(plan)
+    r_info = _read_state(plan.state_dir, f"{RESTORE_DIR}/{name}")
+    if not r_info or not r_info.get("complete"):
+        raise IntegrityError(f"restore drill {plan.run_id}: {name} was not restored; nothing to verify")
+    if point is None:
+        point = rp.load_point(storage, plan.recovery_point_id, keys)
+    manifest = point.manifest
+    mt = manifest["tables"][name]
+    table = recorded_table(policy, name, mt)
+    snapshot_at = dt.datetime.fromisoformat(verified["snapshot_started_at"])
+    started = time.monotonic()
+    skipped: dict[str, int] = {}
+    skipped_rows = 0
+    for part in verified["shredded_partitions_skipped"] + r_info.get("shredded_during_drill", []):
+        for f in part["files"]:
+            if f["table"] == name:
+                skipped = checksums.combine([skipped, checksums.from_hex(f["checksums"])])
+                skipped_rows += int(f["rows"])
+    dropped = checksums.from_hex(r_info.get("dropped_checksums") or {})
+    table_sums = checksums.from_hex(mt.get("checksums") or {})
+    expected = checksums.subtract(checksums.subtract(table_sums, skipped), dropped)
+    dropped_rows = int(r_info["dropped_by_purge_tombstones"])
+    expected_rows = int(mt["rows"]) - skipped_rows - dropped_rows
+    got: dict[str, int] = {}
+    live = None
+    live_note = None
+    schema = recorded_schema(table)
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(_OrderedReader(target, VERIFY_BATCH_ROWS))
+        store_snap = stack.enter_context(Snapshot(store, batch_rows=VERIFY_BATCH_ROWS)) if store else None
+        if store_snap is not None and store is not None:
+            present = store_snap.columns(name)
+            lacking = [c for c in table.column_names if present is None or c not in present]
+            if lacking:
+                live_note = f"the live store lacks {name} column(s) {lacking}; not compared"
+            else:
+                ordered = None
+                threadable = False
+                if plan.verification == "full":
+                    store_reader = stack.enter_context(_OrderedReader(store, VERIFY_BATCH_ROWS))
+                    ordered = functools.partial(store_reader.ordered, table, schema)
+                    threadable = store_reader.threadable
+                live = LiveCompare(
+                    table,
+                    store_snap,
+                    snapshot_at,
+                    mode=plan.verification,
+                    sample_rows=plan.sample_rows,
+                    expected_rows=expected_rows,
+                    ordered_store=ordered,
+                    prefetch=threadable,
+                )
+                stack.callback(live.close)
+        # read back on a helper thread, one batch ahead of the checksums and the merge
+        restored = reader.ordered(table, schema)
+        for batch in _prefetch(restored) if reader.threadable else restored:
+            check_deadline(plan, f"while verifying {name}")
+            got = checksums.combine([got, checksums.batch_checksums(batch, table.primary_key)])
+            if live is not None:
+                live.process(batch)
+        live_stats = live.finish() if live is not None else None
+    bad = _diff_columns(expected, got, table.column_names)
+    restored_rows = int(got.get(checksums.ROWS, 0))
+    entry: dict[str, Any] = {
+        "expected_rows": expected_rows,
+        "restored_rows": restored_rows,
+        "rows_in_point": int(mt["rows"]),
+        "rows_ok": restored_rows == expected_rows,
+        "checksums": "ok" if not bad else "mismatch",
+        "mismatched_columns": [c for c in bad if c != checksums.ROWS],
+        "columns_checked": len(table.column_names),
+        "skipped_shredded_rows": skipped_rows,
+        "dropped_by_purge_tombstones": dropped_rows,
+        "files_restored": r_info["files"],
+        "erased_since_point": bool(skipped_rows or dropped_rows),
+        "live_store": live_stats
+        if live_stats is not None
+        else {"mode": plan.verification, "skipped": live_note or "no store connection"},
+    }
+    # Great Expectations: inherited when the content is the point's, else run on the restored rows
+    gx: dict[str, Any] = {"table": name, "run": False}
+    if name in policy.tables and policy.tables[name].backup:
+        reason = _gx_inheritable(manifest, expected, got, skipped_rows + dropped_rows)
+        if reason is not None:
+            gx |= {
+                "basis": "inherited",
+                "note": reason,
+                "failed": _recorded_backup_failures(manifest.get("validation"), name),
+            }
+        else:
+            check_deadline(plan, f"before running the Great Expectations suite on {name}")
+            gx_started = time.monotonic()
+            factory = validator_factory or _default_validator_factory
+            validator = factory(policy, Path(plan.report_dir) / "validation" / name, [name])
+            stage = validator.backup_stage(policy.tables[name])
+            with _OrderedReader(target, plan.batch_rows) as again:
+                for batch in again.ordered(table, schema):
+                    check_deadline(plan, f"while running the Great Expectations suite on {name}")
+                    stage.process(batch)
+            finish = getattr(stage, "finish", None)  # GX validates gathered batches at the table's end
+            if finish is not None:
+                finish()
+            if not restored_rows:
+                validator.cover_empty(policy.tables[name])
+            summary = validator.finish(extra_columns={}, run_name=plan.run_id)
+            gx |= {
+                "run": True,
+                "basis": "run on the restored data",
+                "failed": [f for f in summary.get("failed", []) if f.get("table") == name],
+                "results_dir": summary.get("results_dir"),
+                "seconds": round(time.monotonic() - gx_started, 3),
+            }
+    entry["gx"] = gx
+    entry["seconds"] = round(time.monotonic() - started, 3)
+    _write_state(plan.state_dir, f"{CHECKED_DIR}/{name}", entry)
+    release_memory()
+    log.info(
+        "restore drill %s: %s read back, %d rows, checksums %s, GX %s in %.2fs",
+        plan.run_id,
+        name,
+        restored_rows,
+        entry["checksums"],
+        gx.get("basis", "not applicable"),
+        entry["seconds"],
+    )
+    return entry
+
+
+def verify_restored(
+    plan: DrillPlan,
+    *,
+    storage: Storage,
+    keys: KeyService,
+    policy: Policy,
+    target: DatabaseTarget,
+    store: DatabaseTarget | None,
+    validator_factory: Callable[[Policy, Path, list[str]], Any] | None = None,
+) -> dict[str, Any]:
+    """Every table's checks together, plus references; raise :class:`DrillFailed` naming what differs.
+
+    Tables not yet checked (:func:`verify_table`, a mapped task each in the DAG) are checked here
+    first, one after the other.
+    """
+    check_deadline(plan, "before verifying the restored data")
+    verified = _verified_state(plan)
+    tables: list[str] = verified["tables"]
+    restored = finish_restore(plan)
+    point = rp.load_point(storage, plan.recovery_point_id, keys)
+    manifest = point.manifest
+    started = time.monotonic()
+    per_table: dict[str, Any] = {}
+    for name in tables:
+        state = _read_state(plan.state_dir, f"{CHECKED_DIR}/{name}")
+        if state is None:
+            state = verify_table(
+                plan,
+                name,
+                storage=storage,
+                keys=keys,
+                policy=policy,
+                target=target,
+                store=store,
+                validator_factory=validator_factory,
+                point=point,
+            )
+        per_table[name] = state
+    problems: list[str] = []
+    erased = {t: bool(per_table[t].get("erased_since_point")) for t in tables}
+    for name in tables:
+        entry = per_table[name]
+        live_d = entry["live_store"]
+        if live_d.get("mismatched_rows"):
+            problems.append(
+                f"{name}: {live_d['mismatched_rows']} restored row(s) differ from the live store "
+                f"although unchanged since the point (columns {sorted(live_d['mismatched_columns'])})"
+            )
+        if not entry["rows_ok"]:
+            problems.append(f"{name}: {entry['restored_rows']} rows restored, {entry['expected_rows']} expected")
+        if entry["mismatched_columns"]:
+            problems.append(f"{name}: checksum mismatch in column(s) {entry['mismatched_columns']}")
+    check_deadline(plan, "before checking references")
+    with db.connection(target) as conn:
+        violations = manifest.get("backup", {}).get("violations", [])
+        for name in tables:
+            refs = reference_check(
+                conn,
+                recorded_table(policy, name, manifest["tables"][name]),
+                set(tables),
+                violations,
+                erased,
+            )
+            per_table[name]["references"] = refs
+            for r in refs:
+                if r["status"] == "broken":
+                    problems.append(
+                        f"{name}.{r['column']}: {r['orphans']} row(s) reference missing "
+                        f"{r['references']} (at backup: {r['orphans_at_backup']})"
+                        + (
+                            f"; {r['references'].split('.')[0]} rows were erased since the point but these "
+                            "children have no purge tombstone"
+                            if r["parent_rows_erased_since_point"]
+                            else ""
+                        )
+                    )
+    gx_tables = [t for t in tables if per_table[t]["gx"].get("basis")]
+    if gx_tables:
+        restored_outcome = {"failed": [f for t in gx_tables for f in per_table[t]["gx"]["failed"]]}
+        validation = compare_validation(manifest.get("validation"), restored_outcome, gx_tables, erased)
+        ran = [t for t in gx_tables if per_table[t]["gx"]["run"]]
+        validation["inherited_tables"] = [t for t in gx_tables if not per_table[t]["gx"]["run"]]
+        validation["run_tables"] = ran
+        if ran:
+            validation["results_dir"] = str(Path(plan.report_dir) / "validation")
+        for t in gx_tables:
+            if t in validation.get("tables", {}):
+                validation["tables"][t]["basis"] = per_table[t]["gx"]["basis"]
+    else:
+        validation = {"status": "not_run", "ok": True}
+    for t in tables:
+        per_table[t].pop("gx", None)
+        per_table[t].pop("erased_since_point", None)
+    for t, v in validation.get("tables", {}).items():
+        per_table[t]["validation"] = v
+        if v["status"] == "differs":
+            problems.append(
+                f"{t}: Great Expectations outcome differs from the backup's "
+                f"(new failures {v.get('new_failures', [])}, "
+                f"no longer failing {v.get('no_longer_failing', [])}, "
+                f"counts changed {v.get('unexpected_count_changed', [])})"
+            )
+    ended = _now()
+    restore_started = dt.datetime.fromisoformat(restored["restore_started_at"])
+    snapshot_at = dt.datetime.fromisoformat(verified["snapshot_started_at"])
+    out = {
+        "verification_ended_at": ended.isoformat(),
+        # the tables' own read-back times plus this step's: what verification costs
+        "seconds": round(sum(per_table[t].get("seconds", 0) for t in tables) + time.monotonic() - started, 3),
+        "rto_seconds": round((ended - restore_started).total_seconds(), 3),
+        "rpo_seconds": round((restore_started - snapshot_at).total_seconds(), 3),
+        "tables": per_table,
+        "validation": validation,
+        "problems": problems,
+        "ok": not problems,
+    }
+    _write_state(plan.state_dir, "verification", out)
+    if problems:
+        raise DrillFailed(
+            f"restore drill of {plan.recovery_point_id}: the restored data does not match: " + "; ".join(problems)
+        )
+    log.info(
+        "restore drill %s: restored data verified (RTO %.1fs, RPO %.0fs)",
+        plan.run_id,
+        out["rto_seconds"],
+        out["rpo_seconds"],
+    )
+    return out
 
 
 def reference_check(
@@ -1315,9 +2050,7 @@ def compare_validation(
     restore fails the drill; one that disappears does too, unless rows of that table were
     erased since the point (retention shredding or purge), which can remove the offending rows.
     """
-    restored_failed = {
-        (f["table"], f["key"]): f for f in restored.get("failed", []) if f.get("stage") == "backup"
-    }
+    restored_failed = {(f["table"], f["key"]): f for f in restored.get("failed", []) if f.get("stage") == "backup"}
     if not recorded or "tables" not in recorded:
         return {
             "status": "not_recorded",
@@ -1341,8 +2074,7 @@ def compare_validation(
             k
             for k in before & now
             if not erased.get(t)
-            and recorded_failed[(t, k)].get("unexpected_count")
-            != restored_failed[(t, k)].get("unexpected_count")
+            and recorded_failed[(t, k)].get("unexpected_count") != restored_failed[(t, k)].get("unexpected_count")
         )
         differs = bool(appeared or count_changed or (vanished and not erased.get(t)))
         entry = {
@@ -1356,9 +2088,7 @@ def compare_validation(
         if vanished:
             entry["no_longer_failing"] = vanished
             if erased.get(t) and not appeared:
-                entry["note"] = (
-                    "rows erased since the point (retention or purge) may have removed the offending rows"
-                )
+                entry["note"] = "rows erased since the point (retention or purge) may have removed the offending rows"
         if count_changed:
             entry["unexpected_count_changed"] = count_changed
         per_table[t] = entry
@@ -1374,192 +2104,6 @@ def compare_validation(
         "tables": per_table,
         "source_stage_findings_at_backup": source_findings,
     }
-
-
-def verify_restored(
-    plan: DrillPlan,
-    *,
-    storage: Storage,
-    keys: KeyService,
-    policy: Policy,
-    target: DatabaseTarget,
-    store: DatabaseTarget | None,
-    validator_factory: Callable[[Policy, Path, list[str]], Any] | None = None,
-) -> dict[str, Any]:
-    """Read the restored tables back and check them; raise :class:`DrillFailed` naming what differs."""
-    check_deadline(plan, "before verifying the restored data")
-    verified = _read_state(plan.state_dir, "verify")
-    restored = _read_state(plan.state_dir, "restore")
-    if not verified or not restored or not restored.get("complete"):
-        raise IntegrityError(f"restore drill {plan.run_id}: the restore did not complete; nothing to verify")
-    point = rp.load_point(storage, plan.recovery_point_id, keys)
-    manifest = point.manifest
-    tables: list[str] = verified["tables"]
-    snapshot_at = dt.datetime.fromisoformat(verified["snapshot_started_at"])
-    skipped: dict[str, dict[str, int]] = {t: {} for t in tables}
-    skipped_rows: dict[str, int] = {t: 0 for t in tables}
-    for part in verified["shredded_partitions_skipped"] + restored.get("shredded_during_drill", []):
-        for f in part["files"]:
-            skipped[f["table"]] = checksums.combine([skipped[f["table"]], checksums.from_hex(f["checksums"])])
-            skipped_rows[f["table"]] += int(f["rows"])
-    if validator_factory is None:
-        from lomevexi_governance.validation import GxValidator
-
-        def validator_factory(p: Policy, out: Path, names: list[str]) -> Any:
-            return GxValidator(p, out, tables=names)
-
-    gx_tables = [t for t in tables if t in policy.tables and policy.tables[t].backup]
-    validator = (
-        validator_factory(policy, Path(plan.report_dir) / "validation", gx_tables) if gx_tables else None
-    )
-    started = time.monotonic()
-    per_table: dict[str, Any] = {}
-    problems: list[str] = []
-    erased: dict[str, bool] = {}
-    store_ctx: Any = (
-        Snapshot(store, batch_rows=plan.batch_rows) if store is not None else contextlib.nullcontext()
-    )
-    with Snapshot(target, batch_rows=plan.batch_rows) as snap, store_ctx as store_snap:
-        store_columns: dict[str, list[str] | None] = {}
-        for name in tables:
-            mt = manifest["tables"][name]
-            table = recorded_table(policy, name, mt)
-            r_info = restored["tables"][name]
-            dropped = checksums.from_hex(r_info.get("dropped_checksums") or {})
-            expected = checksums.subtract(
-                checksums.subtract(checksums.from_hex(mt.get("checksums") or {}), skipped[name]), dropped
-            )
-            expected_rows = int(mt["rows"]) - skipped_rows[name] - int(r_info["dropped_by_purge_tombstones"])
-            erased[name] = bool(skipped_rows[name] or r_info["dropped_by_purge_tombstones"])
-            live = None
-            live_note = None
-            if store_snap is not None:
-                present = store_columns.setdefault(name, store_snap.columns(name))
-                lacking = [c for c in table.column_names if present is None or c not in present]
-                if lacking:
-                    live_note = f"the live store lacks {name} column(s) {lacking}; not compared"
-                else:
-                    live = LiveCompare(
-                        table,
-                        store_snap,
-                        snapshot_at,
-                        mode=plan.verification,
-                        sample_rows=plan.sample_rows,
-                        expected_rows=expected_rows,
-                    )
-            gx = (
-                validator.backup_stage(policy.tables[name])
-                if validator is not None and name in gx_tables
-                else None
-            )
-            got: dict[str, int] = {}
-            for batch in snap.stream(table):
-                check_deadline(plan, f"while verifying {name}")
-                got = checksums.combine([got, checksums.batch_checksums(batch, table.primary_key)])
-                if gx is not None:
-                    gx.process(batch)
-                if live is not None:
-                    live.process(batch)
-            finish = getattr(gx, "finish", None)  # GX validates gathered batches at the table's end
-            if finish is not None:
-                finish()
-            if gx is not None and validator is not None and not got.get(checksums.ROWS):
-                validator.cover_empty(policy.tables[name])
-            bad = _diff_columns(expected, got, table.column_names)
-            restored_rows = int(got.get(checksums.ROWS, 0))
-            entry = {
-                "expected_rows": expected_rows,
-                "restored_rows": restored_rows,
-                "rows_in_point": int(mt["rows"]),
-                "rows_ok": restored_rows == expected_rows,
-                "checksums": "ok" if not bad else "mismatch",
-                "mismatched_columns": [c for c in bad if c != checksums.ROWS],
-                "columns_checked": len(table.column_names),
-                "skipped_shredded_rows": skipped_rows[name],
-                "dropped_by_purge_tombstones": int(r_info["dropped_by_purge_tombstones"]),
-                "files_restored": r_info["files"],
-            }
-            if live is not None:
-                entry["live_store"] = live.finish()
-                if entry["live_store"]["mismatched_rows"]:
-                    live_d = entry["live_store"]
-                    problems.append(
-                        f"{name}: {live_d['mismatched_rows']} restored row(s) differ from the live store "
-                        f"although unchanged since the point (columns {sorted(live_d['mismatched_columns'])})"
-                    )
-            else:
-                entry["live_store"] = {
-                    "mode": plan.verification,
-                    "skipped": live_note or "no store connection",
-                }
-            if not entry["rows_ok"]:
-                problems.append(f"{name}: {restored_rows} rows restored, {expected_rows} expected")
-            if entry["mismatched_columns"]:
-                problems.append(f"{name}: checksum mismatch in column(s) {entry['mismatched_columns']}")
-            per_table[name] = entry
-    with db.connection(target) as conn:
-        violations = manifest.get("backup", {}).get("violations", [])
-        for name in tables:
-            refs = reference_check(
-                conn,
-                recorded_table(policy, name, manifest["tables"][name]),
-                set(tables),
-                violations,
-                erased,
-            )
-            per_table[name]["references"] = refs
-            for r in refs:
-                if r["status"] == "broken":
-                    problems.append(
-                        f"{name}.{r['column']}: {r['orphans']} row(s) reference missing "
-                        f"{r['references']} (at backup: {r['orphans_at_backup']})"
-                        + (
-                            f"; {r['references'].split('.')[0]} rows were erased since the point but these "
-                            "children have no purge tombstone"
-                            if r["parent_rows_erased_since_point"]
-                            else ""
-                        )
-                    )
-    if validator is not None:
-        gx_summary = validator.finish(extra_columns={}, run_name=plan.run_id)
-        validation = compare_validation(manifest.get("validation"), gx_summary, gx_tables, erased)
-        validation["results_dir"] = gx_summary.get("results_dir")
-    else:
-        validation = {"status": "not_run", "ok": True}
-    for t, v in validation.get("tables", {}).items():
-        per_table[t]["validation"] = v
-        if v["status"] == "differs":
-            problems.append(
-                f"{t}: Great Expectations outcome differs from the backup's "
-                f"(new failures {v.get('new_failures', [])}, "
-                f"no longer failing {v.get('no_longer_failing', [])}, "
-                f"counts changed {v.get('unexpected_count_changed', [])})"
-            )
-    ended = _now()
-    restore_started = dt.datetime.fromisoformat(restored["restore_started_at"])
-    out = {
-        "verification_ended_at": ended.isoformat(),
-        "seconds": round(time.monotonic() - started, 3),
-        "rto_seconds": round((ended - restore_started).total_seconds(), 3),
-        "rpo_seconds": round((restore_started - snapshot_at).total_seconds(), 3),
-        "tables": per_table,
-        "validation": validation,
-        "problems": problems,
-        "ok": not problems,
-    }
-    _write_state(plan.state_dir, "verification", out)
-    if problems:
-        raise DrillFailed(
-            f"restore drill of {plan.recovery_point_id}: the restored data does not match: "
-            + "; ".join(problems)
-        )
-    log.info(
-        "restore drill %s: restored data verified (RTO %.1fs, RPO %.0fs)",
-        plan.run_id,
-        out["rto_seconds"],
-        out["rpo_seconds"],
-    )
-    return out
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -1584,9 +2128,11 @@ def finish_drill(
     report_dir = Path(report_dir)
     state = report_dir / STATE_DIR
     plan_d = _read_state(state, "plan")
-    failure = _read_state(state, "failure")
+    failure = read_failure(report_dir)
     verify_d = _read_state(state, "verify") or {}
-    restore_d = _read_state(state, "restore") or {}
+    restore_d = collect_restore(state)
+    if not restore_d.get("created_tables") and not restore_d.get("tables"):
+        restore_d = {}  # the restore never started
     verification = _read_state(state, "verification") or {}
     target_d = _read_state(state, "target")
     teardown_d = _read_state(state, "teardown")
@@ -1603,10 +2149,7 @@ def finish_drill(
             "status": FAILED,
             "error": "the drill did not complete every step",
         }
-    elif (
-        plan is not None
-        and dt.datetime.fromisoformat(verification["verification_ended_at"]) > plan.deadline_at
-    ):
+    elif plan is not None and dt.datetime.fromisoformat(verification["verification_ended_at"]) > plan.deadline_at:
         status = TIMED_OUT
         failure = {
             "step": "verify_restored",
@@ -1675,13 +2218,10 @@ def finish_drill(
         else None,
         "shredded_partitions_skipped": [
             {k: v for k, v in p.items() if k != "files"} | {"files": [f["path"] for f in p["files"]]}
-            for p in verify_d.get("shredded_partitions_skipped", [])
-            + restore_d.get("shredded_during_drill", [])
+            for p in verify_d.get("shredded_partitions_skipped", []) + restore_d.get("shredded_during_drill", [])
         ],
         "validation": verification.get("validation"),
-        "target": {"dialect": target.dialect, "conn_id": target.conn_id, "scratch": target.scratch}
-        if target
-        else None,
+        "target": {"dialect": target.dialect, "conn_id": target.conn_id, "scratch": target.scratch} if target else None,
         "teardown": teardown_d,
         "pin": {"pinned": bool(pin_d), "unpinned": bool(unpin_d)},
         "failure": failure,
@@ -1872,6 +2412,9 @@ def run_drill(
 ) -> dict[str, Any]:
     """Run every step of a drill in order (what the DAG does task by task); return the summary.
 
+    The per-table steps run table by table, each table restored and then read back (what the
+    DAG's mapped tasks do in parallel; on PostgreSQL the next table loads on a helper thread
+    while the previous one is read back), then the checks across tables.
     ``target`` is the database of ``params["target_conn_id"]`` (``None``: scratch SQLite).
     A failure is recorded and the drill goes on to teardown and the report; the returned
     summary says FAILED or TIMED_OUT. Unexpected (non-governance) errors are re-raised after
@@ -1900,9 +2443,7 @@ def run_drill(
                 resolve_target=(lambda _conn_id: target) if target is not None else None,
             )
             if plan.target_conn_id is not None and target is None:
-                raise ConfigurationError(
-                    f"run_drill: params name connection {plan.target_conn_id!r} but no target"
-                )
+                raise ConfigurationError(f"run_drill: params name connection {plan.target_conn_id!r} but no target")
         with drill_step(report_dir, "pin_point"):
             pin_point(plan, storage)
             pinned = True
@@ -1912,15 +2453,55 @@ def run_drill(
             verify_point(plan, storage, keys)
         db_target = target_database(info, target)
         with drill_step(report_dir, "restore"):
-            restore_tables(
-                plan,
-                storage=storage,
-                keys=keys,
-                policy=policy,
-                info=info,
-                target=db_target,
-                tombstones=tombstones,
-            )
+            point = rp.load_point(storage, plan.recovery_point_id, keys)
+            if tombstones is None:
+                tombstones = load_tombstones(storage, keys)
+
+        def restore_one(name: str) -> None:
+            with drill_step(report_dir, "restore", table=name):
+                restore_table(
+                    plan,  # type: ignore[arg-type]
+                    name,
+                    storage=storage,
+                    keys=keys,
+                    policy=policy,
+                    info=info,  # type: ignore[arg-type]
+                    target=db_target,
+                    tombstones=tombstones,
+                    point=point,
+                )
+
+        # PostgreSQL: the next table loads (on a helper thread) while this one is read back, so
+        # the server's and the client's work overlap; SQLite has one writer, so one at a time
+        overlap = info.dialect == "postgresql"
+        tables = drill_tables(plan)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(restore_one, tables[0]) if overlap and tables else None
+            for i, name in enumerate(tables):
+                if pending is not None:
+                    pending.result()
+                    following = tables[i + 1] if i + 1 < len(tables) else None
+                    pending = pool.submit(restore_one, following) if following else None
+                else:
+                    restore_one(name)
+                try:
+                    with drill_step(report_dir, "verify_restored", table=name):
+                        verify_table(
+                            plan,
+                            name,
+                            storage=storage,
+                            keys=keys,
+                            policy=policy,
+                            target=db_target,
+                            store=store,
+                            validator_factory=validator_factory,
+                            point=point,
+                        )
+                except BaseException:
+                    if pending is not None:  # let the table being loaded finish (or fail) first
+                        with contextlib.suppress(BaseException):
+                            pending.result()
+                    raise
         with drill_step(report_dir, "verify_restored"):
             verify_restored(
                 plan,
@@ -2002,40 +2583,65 @@ def unpin_task(env: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
         return unpin_point(_plan(plan), env.storage)
 
 
-def prepare_target_task(
-    env: Any, plan: Mapping[str, Any], resolve_target: Callable[[str], DatabaseTarget]
-) -> dict:
+def prepare_target_task(env: Any, plan: Mapping[str, Any], resolve_target: Callable[[str], DatabaseTarget]) -> dict:
     p = _plan(plan)
     with drill_step(env.report_dir, "prepare_target"):
         return prepare_target(p, _resolve(p.target_conn_id, resolve_target), env.store).as_dict()
 
 
 def verify_point_task(env: Any, plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Returns ids and counts only, and ``tables``: the list the per-table tasks are mapped over."""
     with drill_step(env.report_dir, "verify_point"):
         out = verify_point(_plan(plan), env.storage, env.keys)
-    return {k: out[k] for k in ("recovery_point_id", "files_verified", "bytes_verified")} | {
+    return {k: out[k] for k in ("recovery_point_id", "files_verified", "bytes_verified", "tables")} | {
         "shredded_partitions_skipped": [p["partition"] for p in out["shredded_partitions_skipped"]]
     }
 
 
-def restore_task(
+def restore_table_task(
     env: Any,
     plan: Mapping[str, Any],
     target: Mapping[str, Any],
+    table: str,
     resolve_target: Callable[[str], DatabaseTarget],
 ) -> dict[str, Any]:
+    """One mapped task instance: restore one table (bounded memory; other tables run alongside)."""
     p = _plan(plan)
     info = TargetInfo.from_dict(target)
-    with drill_step(env.report_dir, "restore"):
-        out = restore_tables(
+    with drill_step(env.report_dir, "restore", table=table):
+        out = restore_table(
             p,
+            table,
             storage=env.storage,
             keys=env.keys,
             policy=env.policy,
             info=info,
             target=target_database(info, _resolve(info.conn_id, resolve_target)),
         )
-    return {k: out[k] for k in ("restore_started_at", "seconds", "rows_written", "rows_per_second")}
+    return {k: out[k] for k in ("table", "seconds", "rows_written", "dropped_by_purge_tombstones")}
+
+
+def verify_table_task(
+    env: Any,
+    plan: Mapping[str, Any],
+    target: Mapping[str, Any],
+    table: str,
+    resolve_target: Callable[[str], DatabaseTarget],
+) -> dict[str, Any]:
+    """One mapped task instance: read one restored table back and check it."""
+    p = _plan(plan)
+    info = TargetInfo.from_dict(target)
+    with drill_step(env.report_dir, "verify_restored", table=table):
+        out = verify_table(
+            p,
+            table,
+            storage=env.storage,
+            keys=env.keys,
+            policy=env.policy,
+            target=target_database(info, _resolve(info.conn_id, resolve_target)),
+            store=env.store,
+        )
+    return {"table": table, "rows": out["restored_rows"], "checksums": out["checksums"]}
 
 
 def verify_restored_task(

@@ -37,10 +37,15 @@ def point(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("drill_dag")
     store = create_sqlite_store(d / "store.db")
     load_sqlite(str(store), store_rows(n_orders=80))
-    run_backup(policy=load_policy(), target=sqlite_target(str(store), conn_id="store_db"),
-               storage=storage_for(str(d / "backups")), keys=LocalKeyring(d / "kms" / "keyring.db", ROOT_KEY),
-               logical_date=BACKUP_DATE, run_id="scheduled__backup",
-               validator_factory=lambda p, t: GxValidator(p, d / "validation", tables=t))
+    run_backup(
+        policy=load_policy(),
+        target=sqlite_target(str(store), conn_id="store_db"),
+        storage=storage_for(str(d / "backups")),
+        keys=LocalKeyring(d / "kms" / "keyring.db", ROOT_KEY),
+        logical_date=BACKUP_DATE,
+        run_id="scheduled__backup",
+        validator_factory=lambda p, t: GxValidator(p, d / "validation", tables=t),
+    )
     return d
 
 
@@ -64,8 +69,9 @@ def instant(value: str | None) -> dt.datetime | None:
 def test_a_kept_drill_of_latest_reproduces_the_store(airflow_home, point, tmp_path):
     tmp = copy_of(point, tmp_path)
     env = governance_env(airflow_home, tmp, f"sqlite:///{tmp / 'store.db'}", ROOT_KEY)
-    state, output = run_dag("restore_drill", "2026-11-29T18:00:00+00:00", env,
-                            {"recovery_point": "latest", "keep_restored": True})
+    state, output = run_dag(
+        "restore_drill", "2026-11-29T18:00:00+00:00", env, {"recovery_point": "latest", "keep_restored": True}
+    )
     assert state == "success", output[-4000:]
     summary = summary_of(tmp)
     assert summary["status"] == "SUCCESSFUL" and summary["recovery_point_id"] == POINT

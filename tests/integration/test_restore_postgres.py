@@ -77,29 +77,60 @@ def base(databases: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
     store = pg_target(databases["store"], "store_db")
     seed_store(store, orders=300, as_of=AS_OF)
     with psycopg.connect(uri(databases["store"])) as conn:
-        conn.execute("INSERT INTO customers VALUES (%s, %s, %s, %s)",
-                     (BIG + 1, "hanako+pg@example.co.jp", dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
-                      dt.datetime(2026, 11, 20, 0, 0, 0, 1, tzinfo=UTC)))
+        conn.execute(
+            "INSERT INTO customers VALUES (%s, %s, %s, %s)",
+            (
+                BIG + 1,
+                "hanako+pg@example.co.jp",
+                dt.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+                dt.datetime(2026, 11, 20, 0, 0, 0, 1, tzinfo=UTC),
+            ),
+        )
         conn.execute(
             "INSERT INTO orders VALUES (%s, %s, %s, 'placed', %s, NULL, 12800, %s, '090-1234-5678', '150-0041', "
             "'東京都', '渋谷区', %s, NULL, %s)",
-            (BIG + 1, "LMX-20261120-900001", BIG + 1, dt.datetime(2026, 11, 20, 9, 15, 30, 500000, tzinfo=UTC),
-             "山田 花子🌸", "神南1-2-3 「ビル」\tA棟", dt.datetime(2026, 11, 20, 9, 15, 30, 500000, tzinfo=UTC)),
+            (
+                BIG + 1,
+                "LMX-20261120-900001",
+                BIG + 1,
+                dt.datetime(2026, 11, 20, 9, 15, 30, 500000, tzinfo=UTC),
+                "山田 花子🌸",
+                "神南1-2-3 「ビル」\tA棟",
+                dt.datetime(2026, 11, 20, 9, 15, 30, 500000, tzinfo=UTC),
+            ),
         )
         conn.execute(
             "INSERT INTO service_tickets VALUES (%s, %s, NULL, 'inquiry', 'open', 'サイズ', %s, 0, %s, NULL, %s)",
-            (BIG + 1, BIG + 1, 'Lサイズ？\n"引用" \\ 🙏', dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC),
-             dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)),
+            (
+                BIG + 1,
+                BIG + 1,
+                'Lサイズ？\n"引用" \\ 🙏',
+                dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC),
+                dt.datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC),
+            ),
         )
     keys = LocalKeyring(d / "kms" / "keyring.db", ROOT_KEY)
-    run_backup(policy=load_policy(), target=store, storage=storage_for(str(d / "backups")), keys=keys,
-               logical_date=LOGICAL, run_id="scheduled__backup",
-               validator_factory=lambda p, t: GxValidator(p, d / "validation", tables=t))
+    run_backup(
+        policy=load_policy(),
+        target=store,
+        storage=storage_for(str(d / "backups")),
+        keys=keys,
+        logical_date=LOGICAL,
+        run_id="scheduled__backup",
+        validator_factory=lambda p, t: GxValidator(p, d / "validation", tables=t),
+    )
     return d
 
 
-def drill(base: Path, databases: dict[str, str], run_id: str, params: dict, target: DatabaseTarget | None = None,
-          keys: LocalKeyring | None = None, backups: Path | None = None) -> dict:
+def drill(
+    base: Path,
+    databases: dict[str, str],
+    run_id: str,
+    params: dict,
+    target: DatabaseTarget | None = None,
+    keys: LocalKeyring | None = None,
+    backups: Path | None = None,
+) -> dict:
     return restore.run_drill(
         params,
         policy=load_policy(),
@@ -128,8 +159,13 @@ def schemas(database: str) -> list[str]:
 
 def test_postgresql_store_restores_into_a_drill_schema_exactly(base, databases):
     target = pg_target(databases["target"], "restore_target")
-    summary = drill(base, databases, "manual__pg_keep",
-                    {"recovery_point": "latest", "keep_restored": True, "target_conn_id": "restore_target"}, target)
+    summary = drill(
+        base,
+        databases,
+        "manual__pg_keep",
+        {"recovery_point": "latest", "keep_restored": True, "target_conn_id": "restore_target"},
+        target,
+    )
     assert summary["status"] == "SUCCESSFUL", summary["failure"]
     schema = restore.drill_schema("manual__pg_keep")
     assert schema in summary["restored_to"] and "restore_target" in summary["restored_to"]
@@ -145,16 +181,21 @@ def test_postgresql_store_restores_into_a_drill_schema_exactly(base, databases):
 
     with psycopg.connect(uri(databases["target"])) as conn:
         public = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
-        mark = conn.execute("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s",
-                            (schema,)).fetchone()[0]
+        mark = conn.execute(
+            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()[0]
     assert public == 0 and "manual__pg_keep" in mark
 
 
 def test_postgresql_target_schema_is_dropped_unless_kept(base, databases):
     target = pg_target(databases["target"], "restore_target")
-    summary = drill(base, databases, "manual__pg_drop",
-                    {"target_conn_id": "restore_target", "verification": "sample", "tables": ["orders", "payments"]},
-                    target)
+    summary = drill(
+        base,
+        databases,
+        "manual__pg_drop",
+        {"target_conn_id": "restore_target", "verification": "sample", "tables": ["orders", "payments"]},
+        target,
+    )
     assert summary["status"] == "SUCCESSFUL", summary["failure"]
     assert restore.drill_schema("manual__pg_drop") not in schemas(databases["target"])
     assert "restored_to" not in summary
@@ -170,16 +211,27 @@ def test_postgresql_target_a_flipped_byte_is_named_and_the_schema_removed(base, 
     data[100] ^= 0x80
     victim.write_bytes(bytes(data))
     target = pg_target(databases["target"], "restore_target")
-    summary = drill(base, databases, "manual__pg_flip", {"target_conn_id": "restore_target", "keep_restored": False},
-                    target, backups=tmp_path / "backups")
+    summary = drill(
+        base,
+        databases,
+        "manual__pg_flip",
+        {"target_conn_id": "restore_target", "keep_restored": False},
+        target,
+        backups=tmp_path / "backups",
+    )
     assert summary["status"] == "FAILED" and summary["failure"]["step"] == "verify_point"
     assert victim.relative_to(point_dir).as_posix() in summary["failure"]["error"]
     assert restore.drill_schema("manual__pg_flip") not in schemas(databases["target"])
 
 
 def test_the_store_database_is_refused_as_target(base, databases):
-    summary = drill(base, databases, "manual__pg_self", {"target_conn_id": "store_copy"},
-                    pg_target(databases["store"], "store_copy"))
+    summary = drill(
+        base,
+        databases,
+        "manual__pg_self",
+        {"target_conn_id": "store_copy"},
+        pg_target(databases["store"], "store_copy"),
+    )
     assert summary["status"] == "FAILED" and "points at the live store" in summary["failure"]["error"]
     assert schemas(databases["store"]) == []
 

@@ -38,33 +38,84 @@ BIG = 900_000_000  # ids of the hand-made rows, far from the seeded ones
 
 AWKWARD = {
     "customers": [
-        {"customer_id": BIG + 1, "email": "hanako.yamada+test@example.co.jp",
-         "created_at": "2024-02-29 23:59:59.999999", "updated_at": "2026-11-20 00:00:00.000001"},
+        {
+            "customer_id": BIG + 1,
+            "email": "hanako.yamada+test@example.co.jp",
+            "created_at": "2024-02-29 23:59:59.999999",
+            "updated_at": "2026-11-20 00:00:00.000001",
+        },
     ],
     "orders": [
-        {"order_id": BIG + 1, "order_number": "LMX-20261120-900001", "customer_id": BIG + 1, "status": "placed",
-         "ordered_at": "2026-11-20 09:15:30.5", "completed_at": None, "total_amount_jpy": 12800,
-         "recipient_name": "山田 花子🌸", "recipient_phone": "090-1234-5678", "postal_code": "150-0041",
-         "prefecture": "東京都", "city": "渋谷区", "address_line1": "神南1-2-3 「ビル」\tA棟", "address_line2": None,
-         "updated_at": "2026-11-20 09:15:30.5"},
+        {
+            "order_id": BIG + 1,
+            "order_number": "LMX-20261120-900001",
+            "customer_id": BIG + 1,
+            "status": "placed",
+            "ordered_at": "2026-11-20 09:15:30.5",
+            "completed_at": None,
+            "total_amount_jpy": 12800,
+            "recipient_name": "山田 花子🌸",
+            "recipient_phone": "090-1234-5678",
+            "postal_code": "150-0041",
+            "prefecture": "東京都",
+            "city": "渋谷区",
+            "address_line1": "神南1-2-3 「ビル」\tA棟",
+            "address_line2": None,
+            "updated_at": "2026-11-20 09:15:30.5",
+        },
     ],
     "order_items": [
-        {"order_item_id": BIG + 1, "order_id": BIG + 1, "sku": "LMX-TP-0042", "category": "tops",
-         "style": "リネンシャツ 😀", "size": "M", "color": "紺 / ネイビー", "quantity": 2, "unit_price_jpy": 6400},
+        {
+            "order_item_id": BIG + 1,
+            "order_id": BIG + 1,
+            "sku": "LMX-TP-0042",
+            "category": "tops",
+            "style": "リネンシャツ 😀",
+            "size": "M",
+            "color": "紺 / ネイビー",
+            "quantity": 2,
+            "unit_price_jpy": 6400,
+        },
     ],
     "payments": [
-        {"payment_id": BIG + 1, "order_id": BIG + 1, "method": "konbini", "card_brand": None, "card_last4": None,
-         "amount_jpy": 12800, "status": "authorized", "paid_at": None, "updated_at": "2026-11-20 09:15:31"},
+        {
+            "payment_id": BIG + 1,
+            "order_id": BIG + 1,
+            "method": "konbini",
+            "card_brand": None,
+            "card_last4": None,
+            "amount_jpy": 12800,
+            "status": "authorized",
+            "paid_at": None,
+            "updated_at": "2026-11-20 09:15:31",
+        },
     ],
     "shipments": [
-        {"shipment_id": BIG + 1, "order_id": BIG + 1, "carrier": "japan_post", "tracking_number": None,
-         "status": "pending", "shipped_at": None, "delivered_at": None, "updated_at": "2026-11-20 09:15:31"},
+        {
+            "shipment_id": BIG + 1,
+            "order_id": BIG + 1,
+            "carrier": "japan_post",
+            "tracking_number": None,
+            "status": "pending",
+            "shipped_at": None,
+            "delivered_at": None,
+            "updated_at": "2026-11-20 09:15:31",
+        },
     ],
     "service_tickets": [
-        {"ticket_id": BIG + 1, "customer_id": BIG + 1, "order_id": None, "kind": "inquiry", "status": "open",
-         "subject": "サイズについて", "body": 'Lサイズはありますか？\n"引用" と \\ バックスラッシュ 🙏',
-         "attachment_count": 0, "opened_at": "2026-11-21 10:00:00.123456", "closed_at": None,
-         "updated_at": "2026-11-21 10:00:00.123456"},
+        {
+            "ticket_id": BIG + 1,
+            "customer_id": BIG + 1,
+            "order_id": None,
+            "kind": "inquiry",
+            "status": "open",
+            "subject": "サイズについて",
+            "body": 'Lサイズはありますか？\n"引用" と \\ バックスラッシュ 🙏',
+            "attachment_count": 0,
+            "opened_at": "2026-11-21 10:00:00.123456",
+            "closed_at": None,
+            "updated_at": "2026-11-21 10:00:00.123456",
+        },
     ],
 }
 
@@ -73,17 +124,25 @@ def insert(path: Path, rows: dict[str, list[dict[str, Any]]]) -> None:
     conn = sqlite3.connect(path)
     for table, data in rows.items():
         cols = list(data[0])
-        conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                         [tuple(r[c] for c in cols) for r in data])
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [tuple(r[c] for c in cols) for r in data],
+        )
     conn.commit()
     conn.close()
 
 
 def backup(store: Path, root: Path, keys: LocalKeyring) -> None:
     policy = load_policy()
-    run_backup(policy=policy, target=sqlite_target(str(store), conn_id="store_db"), storage=storage_for(str(root)),
-               keys=keys, logical_date=LOGICAL, run_id="scheduled__backup",
-               validator_factory=lambda p, t: GxValidator(p, root.parent / "validation", tables=t))
+    run_backup(
+        policy=policy,
+        target=sqlite_target(str(store), conn_id="store_db"),
+        storage=storage_for(str(root)),
+        keys=keys,
+        logical_date=LOGICAL,
+        run_id="scheduled__backup",
+        validator_factory=lambda p, t: GxValidator(p, root.parent / "validation", tables=t),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +181,16 @@ class Drill:
         return json.loads((self.point_dir / "manifest.json").read_text())
 
     def run(self, params: dict | None = None, run_id: str = "manual__drill", **kwargs: Any) -> dict:
-        return restore.run_drill(params or {}, policy=load_policy(), storage=self.storage, keys=self.keys,
-                                 store=self.store, report_root=str(self.dir / "reports"), run_id=run_id, **kwargs)
+        return restore.run_drill(
+            params or {},
+            policy=load_policy(),
+            storage=self.storage,
+            keys=self.keys,
+            store=self.store,
+            report_root=str(self.dir / "reports"),
+            run_id=run_id,
+            **kwargs,
+        )
 
     def report_dir(self, run_id: str = "manual__drill") -> Path:
         return self.dir / "reports" / "restore_drill" / run_id
@@ -192,9 +259,13 @@ def test_latest_restores_every_row_and_column_exactly(drill: Drill):
         assert t["expected_rows"] == t["restored_rows"] == len(want) and t["checksums"] == "ok"
         assert t["live_store"]["mismatched_rows"] == 0
     # awkward values came back as they were
-    row = sqlite3.connect(restored).execute(
-        f"SELECT recipient_name, address_line2, ordered_at, address_line1 FROM orders WHERE order_id = {BIG + 1}"
-    ).fetchone()
+    row = (
+        sqlite3.connect(restored)
+        .execute(
+            f"SELECT recipient_name, address_line2, ordered_at, address_line1 FROM orders WHERE order_id = {BIG + 1}"
+        )
+        .fetchone()
+    )
     assert row == ("山田 花子🌸", None, "2026-11-20 09:15:30.500000", "神南1-2-3 「ビル」\tA棟")
     assert summary["rto_seconds"] > 0 and summary["rpo_seconds"] > 0
     assert summary["shredded_partitions_skipped"] == []
@@ -289,7 +360,8 @@ def test_a_restore_that_changes_a_value_is_caught_naming_the_column(drill: Drill
         if self.table.name == "shipments" and batch.num_rows:
             carrier = pc.if_else(pc.equal(batch.column("carrier"), "yamato"), "sagawa", batch.column("carrier"))
             batch = pa.RecordBatch.from_arrays(
-                [carrier if n == "carrier" else batch.column(n) for n in batch.schema.names], schema=batch.schema)
+                [carrier if n == "carrier" else batch.column(n) for n in batch.schema.names], schema=batch.schema
+            )
         write(self, batch)
 
     monkeypatch.setattr(restore._Loader, "write", corrupt)
@@ -325,12 +397,15 @@ def test_a_partition_shredded_by_retention_is_skipped_and_the_drill_succeeds(dri
     order_ids = order_ids.column(0).to_pylist()
     conn = sqlite3.connect(drill.store_path)
     marks = ",".join("?" * len(order_ids))
-    tickets = [r[0] for r in conn.execute(f"SELECT ticket_id FROM service_tickets WHERE order_id IN ({marks})",
-                                          order_ids)]
+    tickets = [
+        r[0] for r in conn.execute(f"SELECT ticket_id FROM service_tickets WHERE order_id IN ({marks})", order_ids)
+    ]
     conn.close()
     hasher = drill.keys.tombstone_hasher()
-    tombstones = {"orders": set(hasher.many("orders", order_ids)),
-                  "service_tickets": set(hasher.many("service_tickets", tickets))}
+    tombstones = {
+        "orders": set(hasher.many("orders", order_ids)),
+        "service_tickets": set(hasher.many("service_tickets", tickets)),
+    }
     for info in drill.keys.list_keys(prefix + "/"):
         drill.keys.destroy(info.key_id, reason=f"retention: epoch {label} ended", run_id="retention_purge__x")
     summary = drill.run(tombstones=tombstones)
@@ -353,9 +428,10 @@ def test_purge_tombstones_are_reapplied_and_checksums_stay_exact(drill: Drill):
     conn = sqlite3.connect(drill.store_path)
     orders = [r[0] for r in conn.execute("SELECT order_id FROM orders ORDER BY order_id LIMIT 5")]
     marks = ",".join("?" * len(orders))
-    children = {t: [r[0] for r in conn.execute(f"SELECT {pk} FROM {t} WHERE order_id IN ({marks})", orders)]
-                for t, pk in (("order_items", "order_item_id"), ("payments", "payment_id"),
-                              ("shipments", "shipment_id"))}
+    children = {
+        t: [r[0] for r in conn.execute(f"SELECT {pk} FROM {t} WHERE order_id IN ({marks})", orders)]
+        for t, pk in (("order_items", "order_item_id"), ("payments", "payment_id"), ("shipments", "shipment_id"))
+    }
     for t in children:  # the purge deleted them from the store too
         conn.execute(f"DELETE FROM {t} WHERE order_id IN ({marks})", orders)
     conn.execute(f"UPDATE service_tickets SET order_id = NULL WHERE order_id IN ({marks})", orders)
@@ -382,8 +458,9 @@ def test_purge_tombstones_are_reapplied_and_checksums_stay_exact(drill: Drill):
 def test_live_store_changes_without_trace_fail_and_traced_changes_do_not(drill: Drill):
     conn = sqlite3.connect(drill.store_path)
     # changed since the point, with updated_at moved on: fine
-    conn.execute("UPDATE payments SET status = 'refunded', updated_at = '2030-01-01 00:00:00' "
-                 f"WHERE payment_id = {BIG + 1}")
+    conn.execute(
+        f"UPDATE payments SET status = 'refunded', updated_at = '2030-01-01 00:00:00' WHERE payment_id = {BIG + 1}"
+    )
     # deleted since the point: fine
     conn.execute(f"DELETE FROM shipments WHERE shipment_id = {BIG + 1}")
     conn.commit()

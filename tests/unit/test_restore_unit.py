@@ -30,8 +30,13 @@ def test_params_defaults_and_normalisation(policy):
     p = restore.parse_params({}, policy)
     assert p == restore.DrillParams("latest", None, None, False, "full")
     p = restore.parse_params(
-        {"recovery_point": " rp-20261123T160000Z ", "tables": ["order_items", "orders", "orders"],
-         "target_conn_id": "", "keep_restored": True, "verification": "sample"},
+        {
+            "recovery_point": " rp-20261123T160000Z ",
+            "tables": ["order_items", "orders", "orders"],
+            "target_conn_id": "",
+            "keep_restored": True,
+            "verification": "sample",
+        },
         policy,
     )
     # parents before children, duplicates dropped, empty connection id means scratch
@@ -106,8 +111,10 @@ def test_sqlite_timestamps_are_the_stores_iso_text_in_utc():
 def test_tables_follow_the_store_contract(policy):
     recorded = {
         "primary_key": "order_id",
-        "schema": [{"name": c.name, "type": c.type, "class": c.sensitivity, "nullable": c.nullable}
-                   for c in policy.table("orders").columns],
+        "schema": [
+            {"name": c.name, "type": c.type, "class": c.sensitivity, "nullable": c.nullable}
+            for c in policy.table("orders").columns
+        ],
     }
     table = restore.recorded_table(policy, "orders", recorded)
     ddl = restore.create_table_sql(table, schema="drill_abc", relaxed={"recipient_phone"})
@@ -120,10 +127,13 @@ def test_tables_follow_the_store_contract(policy):
 
 
 def test_a_column_unknown_to_todays_policy_is_restored_as_recorded(policy):
-    recorded = {"primary_key": "customer_id", "schema": [
-        {"name": "customer_id", "type": "int64", "class": "operational", "nullable": False},
-        {"name": "loyalty_tier", "type": "string", "class": "operational", "nullable": True},
-    ]}
+    recorded = {
+        "primary_key": "customer_id",
+        "schema": [
+            {"name": "customer_id", "type": "int64", "class": "operational", "nullable": False},
+            {"name": "loyalty_tier", "type": "string", "class": "operational", "nullable": True},
+        ],
+    }
     table = restore.recorded_table(policy, "customers", recorded)
     assert table.column_names == ["customer_id", "loyalty_tier"]
     assert restore.recorded_schema(table).field("loyalty_tier").type == pa.string()
@@ -149,17 +159,23 @@ class FakeKeys:
 def _point(files: list[dict]) -> rp.PointRef:
     return rp.PointRef(
         "rp-20261123T160000Z",
-        {"encrypted": True,
-         "partitions": {"epoch-2025-W48": {"key_prefix": "epoch/2025-W48"}, "open": {"key_prefix": "rp/x/open"}},
-         "tables": {"orders": {"files": files}}},
+        {
+            "encrypted": True,
+            "partitions": {"epoch-2025-W48": {"key_prefix": "epoch/2025-W48"}, "open": {"key_prefix": "rp/x/open"}},
+            "tables": {"orders": {"files": files}},
+        },
         {},
     )
 
 
 def _file(partition: str, prefix: str, rows: int = 3) -> dict:
-    return {"path": f"data/orders/{partition}/part-00000.parquet", "partition": partition, "rows": rows,
-            "key_ids": {c: f"{prefix}/{c}" for c in ("contact", "footer", "operational")},
-            "checksums": {"__rows__": rows}}
+    return {
+        "path": f"data/orders/{partition}/part-00000.parquet",
+        "partition": partition,
+        "rows": rows,
+        "key_ids": {c: f"{prefix}/{c}" for c in ("contact", "footer", "operational")},
+        "checksums": {"__rows__": rows},
+    }
 
 
 def _active(key_id: str) -> KeyInfo:
@@ -172,8 +188,10 @@ def _destroyed(key_id: str, reason: str) -> KeyInfo:
 
 def test_retention_shredded_epoch_is_skipped_and_reported():
     files = [_file("epoch-2025-W48", "epoch/2025-W48", 4), _file("open", "rp/x/open", 7)]
-    infos = {f"epoch/2025-W48/{c}": _destroyed(f"epoch/2025-W48/{c}", "retention: epoch 2025-W48 ended")
-             for c in ("contact", "footer", "operational")}
+    infos = {
+        f"epoch/2025-W48/{c}": _destroyed(f"epoch/2025-W48/{c}", "retention: epoch 2025-W48 ended")
+        for c in ("contact", "footer", "operational")
+    }
     infos |= {f"rp/x/open/{c}": _active(f"rp/x/open/{c}") for c in ("contact", "footer", "operational")}
     restore_files, shredded = restore.classify_files(_point(files), FakeKeys(infos), ["orders"])
     assert [f["partition"] for f in restore_files["orders"]] == ["open"]
@@ -207,8 +225,10 @@ def test_a_partly_destroyed_epoch_is_key_loss_not_shredding():
 
 
 def test_an_epoch_key_destroyed_for_another_reason_is_not_retention():
-    infos = {f"epoch/2025-W48/{c}": _destroyed(f"epoch/2025-W48/{c}", "operator cleanup")
-             for c in ("contact", "footer", "operational")}
+    infos = {
+        f"epoch/2025-W48/{c}": _destroyed(f"epoch/2025-W48/{c}", "operator cleanup")
+        for c in ("contact", "footer", "operational")
+    }
     with pytest.raises(KeyMaterialError, match="epoch/2025-W48/contact"):
         restore.classify_files(_point([_file("epoch-2025-W48", "epoch/2025-W48")]), FakeKeys(infos), ["orders"])
 
@@ -233,8 +253,13 @@ RECORDED = {
     "failed": [
         {"table": "orders", "key": "recipient_phone.format_jp_phone", "stage": "backup", "unexpected_count": 2},
         {"table": "orders", "key": "order_number.no_card_number", "stage": "source", "unexpected_count": 1},
-        {"table": "payments", "key": "order_id.reference", "stage": "backup", "expectation": "reference",
-         "unexpected_count": 1},
+        {
+            "table": "payments",
+            "key": "order_id.reference",
+            "stage": "backup",
+            "expectation": "reference",
+            "unexpected_count": 1,
+        },
     ],
 }
 
@@ -244,8 +269,9 @@ def _restored(*failed: tuple[str, str, int]) -> dict:
 
 
 def test_same_outcome_matches_and_reports_pre_existing_problems():
-    out = restore.compare_validation(RECORDED, _restored(("orders", "recipient_phone.format_jp_phone", 2)),
-                                     ["orders", "payments"], {})
+    out = restore.compare_validation(
+        RECORDED, _restored(("orders", "recipient_phone.format_jp_phone", 2)), ["orders", "payments"], {}
+    )
     assert out["ok"] and out["status"] == "match"
     assert out["tables"]["orders"]["pre_existing_failures"] == ["recipient_phone.format_jp_phone"]
     assert out["source_stage_findings_at_backup"][0]["key"] == "order_number.no_card_number"
@@ -255,7 +281,8 @@ def test_a_new_failure_on_restore_differs():
     out = restore.compare_validation(
         RECORDED,
         _restored(("orders", "recipient_phone.format_jp_phone", 2), ("payments", "status.value_set", 1)),
-        ["orders", "payments"], {},
+        ["orders", "payments"],
+        {},
     )
     assert not out["ok"] and out["tables"]["payments"]["new_failures"] == ["status.value_set"]
 
@@ -268,8 +295,9 @@ def test_a_vanished_failure_differs_unless_rows_were_erased():
 
 
 def test_a_changed_count_differs_when_nothing_was_erased():
-    out = restore.compare_validation(RECORDED, _restored(("orders", "recipient_phone.format_jp_phone", 3)),
-                                     ["orders"], {})
+    out = restore.compare_validation(
+        RECORDED, _restored(("orders", "recipient_phone.format_jp_phone", 3)), ["orders"], {}
+    )
     assert not out["ok"] and out["tables"]["orders"]["unexpected_count_changed"] == ["recipient_phone.format_jp_phone"]
 
 
@@ -289,8 +317,14 @@ def _state(report_dir: Path, name: str, data: dict) -> None:
 def test_a_failure_before_the_plan_still_writes_a_failed_summary_and_history(tmp_path):
     report_dir = tmp_path / "reports" / "restore_drill" / "manual__x"
     restore.record_failure(report_dir, "validate_params", NotFound("unknown recovery point 'rp-1'; available: none"))
-    summary = restore.finish_drill(report_dir=report_dir, report_root=str(tmp_path / "reports"), storage=None,
-                                   run_id="manual__x", params={"recovery_point": "rp-1"}, triggered_by="alice")
+    summary = restore.finish_drill(
+        report_dir=report_dir,
+        report_root=str(tmp_path / "reports"),
+        storage=None,
+        run_id="manual__x",
+        params={"recovery_point": "rp-1"},
+        triggered_by="alice",
+    )
     assert summary["status"] == "FAILED" and summary["triggered_by"] == "alice"
     assert "unknown recovery point" in summary["failure"]["error"]
     assert json.loads((report_dir / "summary.json").read_text())["status"] == "FAILED"
@@ -304,7 +338,7 @@ def test_a_timeout_is_timed_out_and_foreign_errors_never_leak_their_text(tmp_pat
     report_dir = tmp_path / "r"
     restore.record_failure(report_dir, "restore", restore.DrillTimedOut("timed out while restoring orders"))
     restore.record_failure(report_dir, "teardown_target", ValueError("山田 花子 090-1234-5678"))
-    failure = json.loads((report_dir / "state" / "failure.json").read_text())
+    failure = restore.read_failure(report_dir)
     assert failure["status"] == "TIMED_OUT" and failure["step"] == "restore"
     assert failure["later"][0]["error"] == "ValueError (see the task log)"  # the value never reaches a report
     summary = restore.finish_drill(report_dir=report_dir, report_root=str(tmp_path), storage=None, run_id="r")
@@ -320,10 +354,22 @@ def test_an_incomplete_drill_is_never_successful(tmp_path):
 
 
 def test_the_html_report_escapes_and_holds_no_values():
-    summary = {"status": "FAILED", "recovery_point_id": "rp-1", "failure": {"step": "verify_point",
-               "error": "file data/<x>.parquet does not match"},
-               "tables": {"orders": {"rows_in_point": 3, "expected_rows": 3, "restored_rows": 2, "rows_ok": False,
-                                     "checksums": "mismatch", "mismatched_columns": ["city"], "references": []}}}
+    summary = {
+        "status": "FAILED",
+        "recovery_point_id": "rp-1",
+        "failure": {"step": "verify_point", "error": "file data/<x>.parquet does not match"},
+        "tables": {
+            "orders": {
+                "rows_in_point": 3,
+                "expected_rows": 3,
+                "restored_rows": 2,
+                "rows_ok": False,
+                "checksums": "mismatch",
+                "mismatched_columns": ["city"],
+                "references": [],
+            }
+        },
+    }
     page = restore.render_html(summary)
     assert "data/&lt;x&gt;.parquet" in page and "<x>" not in page
     assert 'class="FAILED"' in page and "city" in page
@@ -368,13 +414,13 @@ def test_a_retried_step_forgets_its_earlier_failure_and_airflow_timeouts_become_
 
     with pytest.raises(ConfigurationError), restore.drill_step(tmp_path, "restore"):
         raise ConfigurationError("target unreachable")
-    assert (tmp_path / "state" / "failure.json").exists()
+    assert restore.read_failure(tmp_path)["step"] == "restore"
     with restore.drill_step(tmp_path, "restore"):  # the retry succeeds
         pass
-    assert not (tmp_path / "state" / "failure.json").exists()
+    assert restore.read_failure(tmp_path) is None
     with pytest.raises(restore.DrillTimedOut), restore.drill_step(tmp_path, "verify_restored"):
         raise AirflowTaskTimeout()
-    failure = json.loads((tmp_path / "state" / "failure.json").read_text())
+    failure = restore.read_failure(tmp_path)
     assert failure["status"] == "TIMED_OUT" and failure["step"] == "verify_restored"
 
 
@@ -385,3 +431,108 @@ def test_a_point_whose_checksums_this_version_cannot_compute_fails_clearly():
     restore.check_checksum_algorithm(ok)
     with pytest.raises(restore.IntegrityError, match="an algorithm the manifest does not name"):
         restore.check_checksum_algorithm(rp.PointRef("rp-1", {}, {}))
+
+
+# -- streaming: the live-store merge and the prefetch helper ------------------------------------
+
+SNAPSHOT_AT = dt.datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _tiny_table():
+    from lomevexi_governance.policy import Column, Table
+
+    return Table(
+        name="tiny",
+        backup=True,
+        primary_key="id",
+        columns=(
+            Column("id", "int64", "operational"),
+            Column("v", "string", "operational", nullable=True),
+            Column("updated_at", "timestamp", "operational"),
+        ),
+    )
+
+
+def _rows(table, keys, value=lambda k: f"v{k}", updated=lambda k: SNAPSHOT_AT) -> list[pa.RecordBatch]:
+    schema = restore.recorded_schema(table)
+    return pa.RecordBatch.from_pydict(
+        {"id": keys, "v": [value(k) for k in keys], "updated_at": [updated(k) for k in keys]}, schema=schema
+    )
+
+
+def test_the_full_live_comparison_is_a_key_ordered_merge_across_gaps_and_batch_boundaries():
+    table = _tiny_table()
+    store_keys = [*range(1, 5), *range(8, 21)]
+    store = _rows(
+        table,
+        store_keys,
+        value=lambda k: "changed" if k == 9 else f"v{k}",
+        updated=lambda k: SNAPSHOT_AT + dt.timedelta(days=1) if k == 3 else SNAPSHOT_AT,
+    )
+    pulled = []
+
+    def ordered():  # the store in key order, 5 rows a batch; records how far it was read
+        for i in range(0, store.num_rows, 5):
+            pulled.append(i)
+            yield store.slice(i, 5)
+
+    live = restore.LiveCompare(
+        table, None, SNAPSHOT_AT, mode="full", sample_rows=0, expected_rows=10, ordered_store=ordered
+    )
+    restored = _rows(table, list(range(1, 11)))
+    for i in range(0, 10, 3):
+        live.process(restored.slice(i, 3))
+        assert len(pulled) <= i // 5 + 2  # the store is read along with the restored rows, not ahead
+    stats = live.finish()
+    assert stats["absent_from_store"] == 3  # 5, 6, 7: deleted from the store since the point
+    assert stats["missing_from_restore"] == 10  # 11..20: never in the point
+    assert stats["changed_since_point"] == 1  # 3: updated_at after the point
+    assert stats["mismatched_rows"] == 1 and stats["mismatched_columns"] == {"v": 1}
+    assert stats["mismatched_primary_keys"] == [9]  # keys, never values
+    assert stats["rows_compared"] == 6 and stats["rows_checked"] == 10
+
+
+def test_a_store_that_is_not_in_key_order_fails_naming_the_table():
+    table = _tiny_table()
+    store = _rows(table, [1, 3, 2])
+    live = restore.LiveCompare(
+        table, None, SNAPSHOT_AT, mode="full", sample_rows=0, expected_rows=3, ordered_store=lambda: iter([store])
+    )
+    with pytest.raises(restore.IntegrityError, match="store table tiny"):
+        live.process(_rows(table, [1, 2, 3]))
+
+
+def test_prefetch_hands_on_items_and_the_producers_error():
+    def produce():
+        yield 1
+        yield 2
+        raise restore.IntegrityError("file data/x.parquet does not match")
+
+    got = []
+    with pytest.raises(restore.IntegrityError, match="data/x.parquet"):
+        for item in restore._prefetch(produce()):
+            got.append(item)
+    assert got == [1, 2]
+    stopped = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+        finally:
+            stopped.append(True)
+
+    for item in restore._prefetch(endless()):
+        if item == 3:
+            break
+    assert stopped == [True]  # a consumer that stops early stops the producer
+
+
+def test_the_first_failure_of_parallel_tables_is_the_root_cause(tmp_path):
+    restore.record_failure(tmp_path, "restore", restore.IntegrityError("file a"), table="orders")
+    restore.record_failure(tmp_path, "restore", restore.IntegrityError("file b"), table="payments")
+    failure = restore.read_failure(tmp_path)
+    assert failure["table"] == "orders" and failure["error"] == "file a"
+    assert [f["table"] for f in failure["later"]] == ["payments"]
