@@ -1,8 +1,10 @@
 """A real Airflow, driven through its REST API the way on-call drives it.
 
 `airflow scheduler`, `airflow dag-processor` and `airflow api-server` run as separate processes
-(LocalExecutor) on a PostgreSQL metadata database of their own, against a small SQLite store,
-with the keyring, backups and reports in a temporary folder. On-call logs in (simple auth
+(LocalExecutor) on a PostgreSQL metadata database of their own, against a small PostgreSQL store
+(another database of its own, so ``order_backup`` writes its tables from worker processes sharing
+one exported snapshot, inside a real task), with the keyring, backups and reports in a temporary
+folder. On-call logs in (simple auth
 manager, JWT from ``POST /auth/token``), unpauses each DAG and triggers it with a logical date
 and a conf, then waits for the run to succeed:
 
@@ -37,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import PG_ADMIN, ROOT, create_sqlite_store, governance_env
-from tests.integration.storefixtures import load_sqlite, store_rows
+from tests.conftest import PG_ADMIN, ROOT, governance_env
+from tests.integration.storefixtures import load_postgres, store_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(420)]
 
@@ -150,14 +152,13 @@ def metadata_db() -> Iterator[str]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, metadata_db: str) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, metadata_db: str, pg_store: str) -> Iterator[Cluster]:
     home = tmp_path / "airflow"
     home.mkdir()
-    store = create_sqlite_store(tmp_path / "store.db")
-    load_sqlite(str(store), store_rows())
+    load_postgres(pg_store, store_rows())
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = governance_env(home, tmp_path, f"sqlite:///{store}", os.urandom(32))
+    env = governance_env(home, tmp_path, pg_store, os.urandom(32))
     env.update(
         {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
