@@ -48,6 +48,18 @@ def connect(target: DatabaseTarget, *, autocommit: bool = False) -> Any:
     raise ConfigurationError(f"connection {target.conn_id!r}: unsupported dialect {target.dialect!r}")
 
 
+def connect_arrow(target: DatabaseTarget, *, autocommit: bool = False) -> Any:
+    """An ADBC (Arrow-native) connection to a PostgreSQL target: COPY-speed record batches."""
+    import adbc_driver_postgresql.dbapi as pg
+
+    try:
+        return pg.connect(target.postgres_uri(), autocommit=autocommit)
+    except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
+        raise SourceUnavailable(
+            f"connection {target.conn_id!r}: cannot reach PostgreSQL at {target.describe()} ({type(exc).__name__})"
+        ) from None
+
+
 @contextlib.contextmanager
 def connection(target: DatabaseTarget, *, autocommit: bool = False) -> Iterator[Any]:
     conn = connect(target, autocommit=autocommit)

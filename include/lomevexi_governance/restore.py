@@ -63,7 +63,6 @@ from lomevexi_governance.errors import (
     IntegrityError,
     KeyMaterialError,
     NotFound,
-    SourceUnavailable,
 )
 from lomevexi_governance.keys import KeyService
 from lomevexi_governance.policy import Column, Policy, Table
@@ -221,15 +220,7 @@ class _OrderedReader:
         if self.target.is_sqlite:
             self._snapshot = Snapshot(self.target, batch_rows=self.batch_rows).__enter__()
             return self
-        import adbc_driver_postgresql.dbapi as pg
-
-        try:
-            self._conn = pg.connect(self.target.postgres_uri(), autocommit=True)
-        except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
-            raise SourceUnavailable(
-                f"connection {self.target.conn_id!r}: cannot reach PostgreSQL at {self.target.describe()} "
-                f"({type(exc).__name__})"
-            ) from None
+        self._conn = db.connect_arrow(self.target, autocommit=True)
         cur = self._conn.cursor()
         cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         cur.close()
@@ -1039,8 +1030,6 @@ class _Loader:
             self.insert = f"INSERT INTO {db.quote_ident(table.name)} ({cols}) VALUES ({marks})"
             self.ts = [pa.types.is_timestamp(_ARROW_TYPES[c.type]) for c in table.columns]
         else:
-            import adbc_driver_postgresql.dbapi as pg  # only for PostgreSQL targets
-
             assert info.schema
             self.schema = info.schema
             self.qualified = f"{db.quote_ident(info.schema)}.{db.quote_ident(table.name)}"
@@ -1049,13 +1038,7 @@ class _Loader:
                     conn.execute(f"DROP TABLE IF EXISTS {self.qualified}")
                 conn.execute(create_table_sql(table, schema=info.schema, relaxed=relaxed, primary_key=False))
             on_created()
-            try:
-                self.conn = pg.connect(target.postgres_uri())
-            except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
-                raise SourceUnavailable(
-                    f"connection {target.conn_id!r}: cannot reach PostgreSQL at {target.describe()} "
-                    f"({type(exc).__name__})"
-                ) from None
+            self.conn = db.connect_arrow(target)
             self.cursor = self.conn.cursor()
 
     def write(self, batch: pa.RecordBatch) -> None:

@@ -141,15 +141,7 @@ class Snapshot:
             self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             self.info = SnapshotInfo("sqlite", started, f"data_version={version}")
         else:
-            import adbc_driver_postgresql.dbapi as pg
-
-            try:
-                self._conn = pg.connect(self.target.postgres_uri(), autocommit=True)
-            except Exception as exc:  # noqa: BLE001 - the driver raises many types; we rename
-                raise SourceUnavailable(
-                    f"connection {self.target.conn_id!r}: cannot reach PostgreSQL at "
-                    f"{self.target.describe()} ({type(exc).__name__})"
-                ) from None
+            self._conn = db.connect_arrow(self.target, autocommit=True)
             cur = self._conn.cursor()
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             if self.imported is not None:

@@ -51,3 +51,19 @@ def test_roots():
         check_root("reports", "governance_report_root")
     with pytest.raises(ConfigurationError, match="'governance_backup_root' is not set"):
         check_root("", "governance_backup_root")
+
+
+@pytest.mark.parametrize("opener", ["connect_arrow", "snapshot"])
+def test_an_unreachable_store_is_named_without_its_password(opener):
+    from lomevexi_governance import db
+    from lomevexi_governance.errors import SourceUnavailable
+    from lomevexi_governance.source import Snapshot
+
+    target = target_from_uri("postgresql://gov:s3cret-pw@127.0.0.1:1/store", "store_db")
+    with pytest.raises(SourceUnavailable, match="connection 'store_db': cannot reach PostgreSQL") as info:
+        if opener == "connect_arrow":
+            db.connect_arrow(target)
+        else:
+            with Snapshot(target):
+                pass
+    assert "s3cret-pw" not in str(info.value)
