@@ -23,7 +23,9 @@ import hashlib
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +48,11 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 #: buffered rows across all open partitions of a table before the largest is flushed
 BUFFER_BYTES = 64 << 20
+#: row groups handed to the writer threads and not yet written, and the number of those threads.
+#: One and one: at 2M orders (one process) that took the backup from 89.8 s to 71.6 s at the
+#: same peak RSS (1,013 MB); two and two gained 2 s more for 75 MB (mimalloc's per-thread heaps)
+IN_FLIGHT = 1
+WRITER_THREADS = 1
 _ID = re.compile(r"^rp-\d{8}T\d{6}Z$")
 
 
@@ -83,10 +90,22 @@ class _PartitionFile:
     buffered: list[pa.RecordBatch] = field(default_factory=list)
     buffered_rows: int = 0
     buffered_bytes: int = 0
+    #: the file's last write handed to the writer threads (each waits for the one before)
+    last: Future[None] | None = None
+    sha256: str = ""
+    size: int = 0
 
 
 class TableWriter:
-    """Writes one table's batches into per-partition encrypted Parquet files."""
+    """Writes one table's batches into per-partition encrypted Parquet files.
+
+    Row groups are encoded, compressed, encrypted, checksummed and written by background
+    threads (pyarrow, numpy, hashlib and fsync release the GIL there), so that work overlaps with
+    reading and checking the next batches; the writes of one file stay in order (each waits for
+    the one before). At most :data:`IN_FLIGHT` row groups wait; an error in a thread surfaces in
+    the caller at the next :meth:`add` or at :meth:`close`. At :meth:`close` the files are
+    finished (last row group, footer, fsync, SHA-256) on :data:`WRITER_THREADS` threads.
+    """
 
     def __init__(
         self,
@@ -111,6 +130,8 @@ class TableWriter:
         self.encrypt = encrypt
         self.files: dict[str, _PartitionFile] = {}
         self._buffered_bytes = 0
+        self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix=f"parquet-{table.name}")
+        self._in_flight: deque[Future[None]] = deque()
         by_class: dict[str, list[str]] = {}
         for f in schema:
             by_class.setdefault(table.column(f.name).sensitivity, []).append(f.name)
@@ -157,38 +178,61 @@ class TableWriter:
         while self._buffered_bytes > BUFFER_BYTES:
             self._flush(max(self.files.values(), key=lambda f: f.buffered_bytes))
 
-    def _flush(self, pf: _PartitionFile) -> None:
-        if not pf.buffered:
+    def _flush(self, pf: _PartitionFile, *, finish: bool = False) -> None:
+        """Hand ``pf``'s buffered rows to the writer threads as one row group (and, with
+        ``finish``, close the file afterwards)."""
+        tbl = pa.Table.from_batches(pf.buffered, schema=self.schema) if pf.buffered else None
+        if tbl is None and not finish:
             return
-        tbl = pa.Table.from_batches(pf.buffered, schema=self.schema)
-        pf.writer.write_table(tbl, row_group_size=max(pf.buffered_rows, 1))
-        pf.sums = checksums.combine([pf.sums, checksums.batch_checksums(tbl, self.table.primary_key)])
-        pf.rows += tbl.num_rows
         self._buffered_bytes -= pf.buffered_bytes
         pf.buffered, pf.buffered_rows, pf.buffered_bytes = [], 0, 0
+        if not finish:
+            while len(self._in_flight) >= IN_FLIGHT:
+                self._in_flight.popleft().result()
+        pf.last = self._pool.submit(self._write_row_group, pf, tbl, pf.last, finish)
+        self._in_flight.append(pf.last)
 
-    def close(self) -> list[dict[str, Any]]:
-        out = []
-        for pf in sorted(self.files.values(), key=lambda f: f.rel_path):
-            self._flush(pf)
+    def _write_row_group(self, pf: _PartitionFile, tbl: pa.Table | None, before: Future[None] | None,
+                         finish: bool) -> None:
+        # runs on a writer thread; the file's writes are serialised by waiting for the previous
+        # one (submitted earlier, so already running or done: no deadlock), and nothing else
+        # touches the file's writer, row count or checksums until close() has waited for all
+        if before is not None:
+            before.result()
+        if tbl is not None:
+            pf.writer.write_table(tbl, row_group_size=max(tbl.num_rows, 1))
+            pf.sums = checksums.combine([pf.sums, checksums.batch_checksums(tbl, self.table.primary_key)])
+            pf.rows += tbl.num_rows
+        if finish:
             pf.writer.close()
             rel_full = f"{self.base_rel}/{pf.rel_path}"
             self.storage.finalize_file(rel_full)
-            sha, size = self.storage.sha256(rel_full)
-            out.append(
-                {
-                    "path": pf.rel_path,
-                    "partition": pf.partition.label,
-                    "rows": pf.rows,
-                    "bytes": size,
-                    "sha256": sha,
-                    "key_ids": pf.key_ids,
-                    "checksums": checksums.to_hex(pf.sums),
-                }
-            )
-        return out
+            pf.sha256, pf.size = self.storage.sha256(rel_full)
+
+    def close(self) -> list[dict[str, Any]]:
+        ordered = sorted(self.files.values(), key=lambda f: f.rel_path)
+        for pf in ordered:
+            self._flush(pf, finish=True)
+        while self._in_flight:
+            self._in_flight.popleft().result()
+        self._pool.shutdown()
+        return [
+            {
+                "path": pf.rel_path,
+                "partition": pf.partition.label,
+                "rows": pf.rows,
+                "bytes": pf.size,
+                "sha256": pf.sha256,
+                "key_ids": pf.key_ids,
+                "checksums": checksums.to_hex(pf.sums),
+            }
+            for pf in ordered
+        ]
 
     def abort(self) -> None:
+        # queued writes are cancelled, running ones finish; then nothing touches the files
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._in_flight.clear()
         for pf in self.files.values():
             try:
                 pf.writer.close()

@@ -65,6 +65,7 @@ from lomevexi_governance.errors import (
     NotFound,
 )
 from lomevexi_governance.keys import KeyService
+from lomevexi_governance.pipeline import prefetched
 from lomevexi_governance.policy import Column, Policy, Table
 from lomevexi_governance.reports import read_json, run_report_dir, write_json_atomic, write_text_atomic
 from lomevexi_governance.settings import STORE_CONN_ID, DatabaseTarget, sqlite_target
@@ -143,58 +144,6 @@ def release_memory() -> None:
         import ctypes.util
 
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-
-
-def _prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
-    """Produce ``items`` on a helper thread, at most ``depth`` ahead of the consumer.
-
-    Decrypting and decoding Parquet, checksumming, and the database drivers' reads release the
-    GIL, so one table's producer and consumer overlap on two cores. Memory: ``depth`` extra
-    items. An exception in the producer is raised in the consumer; a consumer that stops early
-    stops the producer.
-    """
-    import queue
-    import threading
-
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
-
-    worker = threading.Thread(target=run, name="restore-drill-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = q.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
 
 
 class _OrderedReader:
@@ -1266,7 +1215,7 @@ def restore_table(
 
     try:
         # files are read, decrypted and checksummed on a helper thread while the target ingests
-        for rows in _prefetch(batches(), depth=2):
+        for rows in prefetched(batches(), depth=2, name="restore-load"):
             check_deadline(plan, f"while restoring {name}")
             loader.write(rows)
         check_deadline(plan, f"before adding the primary key of {name}")
@@ -1518,7 +1467,7 @@ class LiveCompare:
             else:
                 masked = (self.scanner.process(b) for b in self._ordered_store())
                 # read and masked on a helper thread, one batch ahead, where the driver allows it
-                self._store_iter = _prefetch(masked) if self._prefetch else masked
+                self._store_iter = prefetched(masked, depth=1, name="restore-live-store") if self._prefetch else masked
         while not self._store_done:
             batch = next(self._store_iter, None)
             if batch is None:
@@ -1764,7 +1713,7 @@ def verify_table(
                 stack.callback(live.close)
         # read back on a helper thread, one batch ahead of the checksums and the merge
         restored = reader.ordered(table, schema)
-        for batch in _prefetch(restored) if reader.threadable else restored:
+        for batch in prefetched(restored, depth=1, name="restore-read") if reader.threadable else restored:
             check_deadline(plan, f"while verifying {name}")
             got = checksums.combine([got, checksums.batch_checksums(batch, table.primary_key)])
             if live is not None:

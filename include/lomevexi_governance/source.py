@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from lomevexi_governance import db
 from lomevexi_governance.errors import SourceSchemaError, SourceUnavailable
+from lomevexi_governance.pipeline import prefetched
 from lomevexi_governance.policy import Column, Table
 from lomevexi_governance.settings import DatabaseTarget
 
@@ -262,24 +263,31 @@ class Snapshot:
             yield conform(raw, table, schema)
 
     def _stream_postgres(self, sql: str, table: Table, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        # the COPY, its decoding and the casts run on a reader thread (they release the GIL),
+        # overlapping with whatever the caller does with the batches before
+        yield from prefetched(self._read_postgres(sql, table, schema), depth=2, name=f"read-{table.name}")
+
+    def _read_postgres(self, sql: str, table: Table, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         cur = self._conn.cursor()
         try:
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(16 << 20)})
         except Exception:  # noqa: BLE001, S110 - an older driver without the option still works
             pass
-        cur.execute(sql)
-        reader = cur.fetch_record_batch()
-        pending: list[pa.RecordBatch] = []
-        pending_rows = 0
-        for batch in reader:
-            pending.append(batch)
-            pending_rows += batch.num_rows
-            if pending_rows >= self.batch_rows:
+        try:
+            cur.execute(sql)
+            reader = cur.fetch_record_batch()
+            pending: list[pa.RecordBatch] = []
+            pending_rows = 0
+            for batch in reader:
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= self.batch_rows:
+                    yield from self._rebatch(pending, table, schema)
+                    pending, pending_rows = [], 0
+            if pending:
                 yield from self._rebatch(pending, table, schema)
-                pending, pending_rows = [], 0
-        if pending:
-            yield from self._rebatch(pending, table, schema)
-        cur.close()
+        finally:
+            cur.close()
 
     def _rebatch(self, batches: list[pa.RecordBatch], table: Table, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         combined = pa.Table.from_batches(batches).combine_chunks()

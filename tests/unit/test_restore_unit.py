@@ -502,34 +502,6 @@ def test_a_store_that_is_not_in_key_order_fails_naming_the_table():
         live.process(_rows(table, [1, 2, 3]))
 
 
-def test_prefetch_hands_on_items_and_the_producers_error():
-    def produce():
-        yield 1
-        yield 2
-        raise restore.IntegrityError("file data/x.parquet does not match")
-
-    got = []
-    with pytest.raises(restore.IntegrityError, match="data/x.parquet"):
-        for item in restore._prefetch(produce()):
-            got.append(item)
-    assert got == [1, 2]
-    stopped = []
-
-    def endless():
-        try:
-            n = 0
-            while True:
-                n += 1
-                yield n
-        finally:
-            stopped.append(True)
-
-    for item in restore._prefetch(endless()):
-        if item == 3:
-            break
-    assert stopped == [True]  # a consumer that stops early stops the producer
-
-
 def test_the_first_failure_of_parallel_tables_is_the_root_cause(tmp_path):
     restore.record_failure(tmp_path, "restore", restore.IntegrityError("file a"), table="orders")
     restore.record_failure(tmp_path, "restore", restore.IntegrityError("file b"), table="payments")

@@ -1,0 +1,152 @@
+"""The overlap machinery: a prefetching reader thread and the Parquet writer threads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lomevexi_governance import checksums
+from lomevexi_governance import recovery_points as rp
+from lomevexi_governance.partitions import Partition
+from lomevexi_governance.pipeline import prefetched
+from lomevexi_governance.policy import load_policy
+from lomevexi_governance.source import arrow_schema
+from lomevexi_governance.storage import storage_for
+
+pytestmark = pytest.mark.unit
+
+
+class Source:
+    """An iterator that records which thread ran it and whether it was closed."""
+
+    def __init__(self, n: int, fail_at: int | None = None):
+        self.n, self.fail_at = n, fail_at
+        self.threads: set[str] = set()
+        self.produced = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[int]:
+        return self.gen()
+
+    def gen(self) -> Iterator[int]:
+        try:
+            for i in range(self.n):
+                self.threads.add(threading.current_thread().name)
+                if i == self.fail_at:
+                    raise LookupError(f"orders.status: item {i} is bad")
+                self.produced += 1
+                yield i
+        finally:
+            self.closed = True
+
+
+def _no_thread(name: str) -> bool:
+    return all(t.name != name for t in threading.enumerate())
+
+
+def test_items_arrive_in_order_produced_on_another_thread():
+    src = Source(50)
+    got = list(prefetched(iter(src), depth=2, name="t-order"))
+    assert got == list(range(50))
+    assert src.threads == {"t-order"} and src.closed
+    assert _no_thread("t-order")
+
+
+def test_a_producer_error_is_raised_unchanged_in_the_consumer():
+    src = Source(10, fail_at=3)
+    got = []
+    with pytest.raises(LookupError, match=r"orders\.status: item 3 is bad"):
+        for item in prefetched(iter(src), name="t-fail"):
+            got.append(item)
+    assert got == [0, 1, 2] and src.closed and _no_thread("t-fail")
+
+
+def test_stopping_early_closes_the_source_and_joins_the_thread():
+    src = Source(10_000)
+    gen = prefetched(iter(src.gen()), depth=2, name="t-early")
+    assert [next(gen), next(gen)] == [0, 1]
+    gen.close()
+    assert src.closed and _no_thread("t-early")
+    assert src.produced <= 2 + 2 + 1  # consumed, queued, in hand: never runs ahead unbounded
+
+
+def test_the_producer_stays_at_most_depth_ahead():
+    src = Source(1000)
+    gen = prefetched(iter(src.gen()), depth=3, name="t-depth")
+    next(gen)
+    time.sleep(0.3)
+    assert src.produced <= 1 + 3 + 1
+    gen.close()
+
+
+def _writer(tmp_path, table_name: str) -> tuple[rp.TableWriter, pa.Schema]:
+    policy = load_policy()
+    table = policy.table(table_name)
+    schema = arrow_schema(table)
+    storage = storage_for(str(tmp_path))
+    writer = rp.TableWriter(storage, "staging", "rp-20261124T000000Z", table, schema, keys=None,  # type: ignore[arg-type]
+                            run_id="test", row_group_rows=100, encrypt=False)
+    return writer, schema
+
+
+def _customers(n: int, start: int, schema: pa.Schema) -> pa.RecordBatch:
+    ts = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    cols = {}
+    for f in schema:
+        if pa.types.is_int64(f.type):
+            cols[f.name] = pa.array(range(start, start + n), type=pa.int64())
+        elif pa.types.is_timestamp(f.type):
+            cols[f.name] = pa.array([ts] * n, type=f.type)
+        else:
+            cols[f.name] = pa.array([f"{f.name}-{i}" for i in range(start, start + n)], type=pa.string())
+    return pa.RecordBatch.from_pydict(cols, schema=schema)
+
+
+def test_writer_threads_write_every_row_in_row_groups_with_exact_checksums(tmp_path):
+    writer, schema = _writer(tmp_path, "customers")
+    parts = [Partition("open", "open"), Partition("protected", "protected")]
+    batches = [_customers(70, i * 70, schema) for i in range(20)]
+    import numpy as np
+
+    for b in batches:
+        codes = (np.asarray(b.column("customer_id")) % 2).astype(np.int32)
+        writer.add(b, codes, lambda c: parts[c])
+    files = writer.close()
+    assert sorted(f["partition"] for f in files) == ["open", "protected"]
+    assert sum(f["rows"] for f in files) == 1400
+    everything = pa.Table.from_batches(batches)
+    expected = checksums.batch_checksums(everything, "customer_id")
+    total = checksums.combine(checksums.from_hex(f["checksums"]) for f in files)
+    assert total == expected
+    for f in files:
+        path = tmp_path / "staging" / f["path"]
+        meta = pq.ParquetFile(path).metadata
+        assert meta.num_rows == f["rows"] and meta.num_row_groups >= 2
+        assert f["bytes"] == path.stat().st_size
+        import hashlib
+
+        assert f["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_failure_on_a_writer_thread_surfaces_in_the_caller(tmp_path, monkeypatch):
+    writer, schema = _writer(tmp_path, "customers")
+    part = Partition("open", "open")
+    import numpy as np
+
+    def broken(tbl, primary_key):
+        raise OSError("disk full writing customers/open")
+
+    monkeypatch.setattr(checksums, "batch_checksums", broken)
+    with pytest.raises(OSError, match="disk full writing customers/open"):
+        for i in range(10):
+            b = _customers(100, i * 100, schema)
+            writer.add(b, np.zeros(100, dtype=np.int32), lambda c: part)
+        writer.close()
+    writer.abort()
+    assert all(not t.name.startswith("parquet-customers") for t in threading.enumerate())
