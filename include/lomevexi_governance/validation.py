@@ -31,7 +31,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from lomevexi_governance.policy import Policy, Table, load_policy
 from lomevexi_governance.reports import write_json_atomic
-from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, FORMATS, find_cards
+from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, FORMATS, TextMatcher, find_cards
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,15 @@ def _register_card_expectation() -> None:
 
         @column_condition_partial(engine=PandasExecutionEngine)
         def _pandas(cls, column: Any, **kwargs: Any) -> Any:
+            import numpy as np
+            import pandas as pd
+
             text = column.astype("string")
-            candidates = text.str.contains(CARD_CANDIDATE, regex=True, na=False)
-            ok = ~candidates
+            # the RE2 prefilter on the column's Arrow data (per distinct value when it repeats
+            # itself), then the exact check (groupings, Luhn) on the few candidates
+            found = TextMatcher(pa.array(text.array)).matches(CARD_CANDIDATE)
+            candidates = np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+            ok = pd.Series(~candidates, index=column.index)
             if candidates.any():
                 ok[candidates] = [not find_cards(v) for v in text[candidates]]
             return ok

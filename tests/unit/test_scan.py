@@ -108,3 +108,41 @@ def test_identifiers_that_happen_to_pass_luhn_are_not_cards():
     # the same digits typed as a card would be are masked
     assert mask_text("4111-1111-1111-1111")[1] == 1
     assert mask_text("4222 2222 2222 2")[1] == 1  # 13-digit Visa, 4-4-4-1
+
+
+@pytest.mark.parametrize(("distinct", "by_dictionary"), [(3, True), (50, True), (500, False), (20_000, False)])
+def test_text_matcher_equals_the_row_by_row_regex_on_repeating_and_unique_columns(distinct, by_dictionary):
+    import pyarrow.compute as pc
+
+    from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, TextMatcher
+
+    base = ["shipped", f"カード {VISA}", "a@b.example", None, "注文番号 LMX-20261124-000123"]
+    values = [base[i % len(base)] if i % 7 else f"v{i % distinct}" for i in range(20_000)]
+    arr = pa.array(values, type=pa.string())
+    matcher = TextMatcher(arr)
+    assert (matcher._encoded is not None) == by_dictionary  # at most 5 % distinct in the first 4,096 rows
+    for pattern in (CARD_CANDIDATE, EMAIL_ANYWHERE, r"^v\d+$"):
+        expected = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+        assert matcher.matches(pattern).equals(expected), pattern
+
+
+def test_a_card_number_repeated_in_a_repeating_column_is_masked_in_every_row():
+    from lomevexi_governance.policy import load_policy
+
+    table = load_policy().table("service_tickets")
+    schema = arrow_schema(table)
+    n = 10_000
+    rows = {}
+    for f in schema:
+        if pa.types.is_int64(f.type):
+            rows[f.name] = pa.array(range(n), type=pa.int64())
+        elif pa.types.is_timestamp(f.type):
+            rows[f.name] = pa.nulls(n, type=f.type)
+        else:
+            rows[f.name] = pa.array(["ok"] * n, type=pa.string())
+    rows["body"] = pa.array([f"card {VISA}" if i % 2 else "thanks" for i in range(n)], type=pa.string())
+    batch = pa.RecordBatch.from_pydict(rows, schema=schema)
+    scanner = ContentScanner(table)
+    out = scanner.process(batch)
+    assert scanner.result.masked["body"] == n // 2
+    assert not any(VISA in v for v in out.column("body").to_pylist())
