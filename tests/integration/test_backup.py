@@ -342,3 +342,23 @@ def test_a_failing_worker_names_its_table_and_nothing_is_published(policy, pg_st
         run_backup(policy=policy, target=target_from_uri(pg_store, "store_db"), storage=storage, keys=keyring,
                    logical_date=NOW, run_id="test-run", workers=2)
     assert rp.list_points(storage) == []
+
+
+def test_postgres_reads_run_on_a_reader_thread_that_an_early_stop_ends(policy, pg_store):
+    import threading
+
+    from lomevexi_governance.source import Snapshot
+
+    rows = store_rows()
+    load_postgres(pg_store, rows)
+    orders = policy.table("orders")
+    with Snapshot(target_from_uri(pg_store, "store_db"), batch_rows=2) as snapshot:
+        stream = snapshot.stream(orders, ordered=False)
+        first = next(stream)
+        assert first.num_rows == 2
+        assert "read-orders" in {t.name for t in threading.enumerate()}  # the COPY runs ahead on its thread
+        stream.close()
+        assert "read-orders" not in {t.name for t in threading.enumerate()}
+        # the stopped COPY's cursor is closed: the same snapshot answers the next query in full
+        assert sum(b.num_rows for b in snapshot.stream(orders)) == len(rows["orders"])
+        assert snapshot.scalar("SELECT count(*) FROM customers") == len(rows["customers"])
