@@ -4,7 +4,8 @@ Layout under the backup root::
 
     recovery_points/<id>/manifest.json          what is in the point (signed)
     recovery_points/<id>/manifest.json.sig      Ed25519 signature over manifest.json's bytes
-    recovery_points/<id>/data/<table>/<partition>/part-00000.parquet
+    recovery_points/<id>/data/<table>/<partition>/part-00000.parquet  (part-00001 ... when a
+                                                 partition's writer was closed early)
     staging/<id>.<attempt>/...                  work in progress; never read
     catalog/verifications/<id>.json             last verification of a point
     catalog/drills/<id>.json                    last drill of a point
@@ -23,7 +24,7 @@ import hashlib
 import json
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ BUFFER_BYTES = 64 << 20
 #: same peak RSS (1,013 MB); two and two gained 2 s more for 75 MB (mimalloc's per-thread heaps)
 IN_FLIGHT = 1
 WRITER_THREADS = 1
+#: Parquet writers a table keeps open at once (see :class:`TableWriter`)
+MAX_OPEN_FILES = 16
 _ID = re.compile(r"^rp-\d{8}T\d{6}Z$")
 
 
@@ -81,23 +84,42 @@ class BatchCheck(Protocol):
 
 @dataclass
 class _PartitionFile:
+    """One Parquet file of a partition (a partition has several when its writer was closed early)."""
+
     rel_path: str
     partition: Partition
     key_ids: dict[str, str]
     writer: Any
     rows: int = 0
     sums: dict[str, int] = field(default_factory=dict)
-    buffered: list[pa.RecordBatch] = field(default_factory=list)
-    buffered_rows: int = 0
-    buffered_bytes: int = 0
     #: the file's last write handed to the writer threads (each waits for the one before)
     last: Future[None] | None = None
     sha256: str = ""
     size: int = 0
 
 
+@dataclass
+class _PartitionBuffer:
+    """Rows of one partition not yet handed to a writer."""
+
+    partition: Partition
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    rows: int = 0
+    nbytes: int = 0
+    files: int = 0  # files opened so far (the next is part-<files>)
+
+
 class TableWriter:
     """Writes one table's batches into per-partition encrypted Parquet files.
+
+    Rows are buffered per partition (at most :data:`BUFFER_BYTES` in all; the largest buffer is
+    flushed beyond it) and handed to a partition's file as one row group when its buffer holds
+    ``row_group_rows``. A file is opened at its first row group, and at most
+    :data:`MAX_OPEN_FILES` stay open: an open Parquet writer keeps its column buffers (at 5M
+    orders about 5.7 MB each, so 56 open weekly partitions of ``orders`` held 320 MB), so the
+    least recently written file is finished when another opens, and a partition that gets rows
+    again later continues in its next file (``part-00001`` ...). Rows that arrive in a trickle stay
+    buffered until a whole row group or the end of the table, so that costs few extra files.
 
     Row groups are encoded, compressed, encrypted, checksummed and written by background
     threads (pyarrow, numpy, hashlib and fsync release the GIL there), so that work overlaps with
@@ -118,6 +140,7 @@ class TableWriter:
         run_id: str,
         row_group_rows: int,
         encrypt: bool = True,
+        max_open_files: int | None = None,
     ):
         self.storage = storage
         self.base_rel = base_rel
@@ -128,7 +151,11 @@ class TableWriter:
         self.run_id = run_id
         self.row_group_rows = row_group_rows
         self.encrypt = encrypt
-        self.files: dict[str, _PartitionFile] = {}
+        self.max_open_files = max(1, max_open_files or MAX_OPEN_FILES)
+        self.buffers: dict[str, _PartitionBuffer] = {}
+        #: open files by partition label, least recently written first
+        self.open: OrderedDict[str, _PartitionFile] = OrderedDict()
+        self.finished: list[_PartitionFile] = []
         self._buffered_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix=f"parquet-{table.name}")
         self._in_flight: deque[Future[None]] = deque()
@@ -137,8 +164,10 @@ class TableWriter:
             by_class.setdefault(table.column(f.name).sensitivity, []).append(f.name)
         self.columns_by_class = by_class
 
-    def _open(self, partition: Partition) -> _PartitionFile:
-        rel = f"data/{self.table.name}/{partition.label}/part-00000.parquet"
+    def _open(self, buf: _PartitionBuffer) -> _PartitionFile:
+        partition = buf.partition
+        rel = f"data/{self.table.name}/{partition.label}/part-{buf.files:05d}.parquet"
+        buf.files += 1
         key_ids = master_key_ids(partition.key_prefix(self.point_id), list(self.columns_by_class))
         props = None
         if self.encrypt:
@@ -159,38 +188,49 @@ class TableWriter:
             encryption_properties=props,
             write_statistics=True,
         )
-        pf = _PartitionFile(rel, partition, key_ids if self.encrypt else {}, writer)
-        self.files[partition.label] = pf
-        return pf
+        return _PartitionFile(rel, partition, key_ids if self.encrypt else {}, writer)
 
     def add(self, batch: pa.RecordBatch, codes: np.ndarray, partitions: Callable[[int], Partition]) -> None:
         uniq = np.unique(codes)
         for code in uniq:
             part = partitions(int(code))
             sub = batch if len(uniq) == 1 else batch.filter(pa.array(codes == code))
-            pf = self.files.get(part.label) or self._open(part)
-            pf.buffered.append(sub)
-            pf.buffered_rows += sub.num_rows
-            pf.buffered_bytes += sub.nbytes
+            buf = self.buffers.get(part.label)
+            if buf is None:
+                buf = self.buffers[part.label] = _PartitionBuffer(part)
+            buf.batches.append(sub)
+            buf.rows += sub.num_rows
+            buf.nbytes += sub.nbytes
             self._buffered_bytes += sub.nbytes
-            if pf.buffered_rows >= self.row_group_rows:
-                self._flush(pf)
+            if buf.rows >= self.row_group_rows:
+                self._flush(buf)
         while self._buffered_bytes > BUFFER_BYTES:
-            self._flush(max(self.files.values(), key=lambda f: f.buffered_bytes))
+            self._flush(max(self.buffers.values(), key=lambda b: b.nbytes))
 
-    def _flush(self, pf: _PartitionFile, *, finish: bool = False) -> None:
-        """Hand ``pf``'s buffered rows to the writer threads as one row group (and, with
-        ``finish``, close the file afterwards)."""
-        tbl = pa.Table.from_batches(pf.buffered, schema=self.schema) if pf.buffered else None
-        if tbl is None and not finish:
+    def _flush(self, buf: _PartitionBuffer) -> None:
+        """Hand ``buf``'s rows to the partition's open file (opened now if none) as one row group."""
+        if not buf.batches:
             return
-        self._buffered_bytes -= pf.buffered_bytes
-        pf.buffered, pf.buffered_rows, pf.buffered_bytes = [], 0, 0
-        if not finish:
-            while len(self._in_flight) >= IN_FLIGHT:
-                self._in_flight.popleft().result()
+        tbl = pa.Table.from_batches(buf.batches, schema=self.schema)
+        self._buffered_bytes -= buf.nbytes
+        buf.batches, buf.rows, buf.nbytes = [], 0, 0
+        label = buf.partition.label
+        pf = self.open.pop(label, None) or self._open(buf)
+        self.open[label] = pf  # now the most recently written
+        while len(self._in_flight) >= IN_FLIGHT:
+            self._in_flight.popleft().result()
+        self._submit(pf, tbl, finish=False)
+        while len(self.open) > self.max_open_files:
+            _label, oldest = self.open.popitem(last=False)
+            self._finish(oldest)
+
+    def _submit(self, pf: _PartitionFile, tbl: pa.Table | None, *, finish: bool) -> None:
         pf.last = self._pool.submit(self._write_row_group, pf, tbl, pf.last, finish)
         self._in_flight.append(pf.last)
+
+    def _finish(self, pf: _PartitionFile) -> None:
+        self._submit(pf, None, finish=True)
+        self.finished.append(pf)
 
     def _write_row_group(self, pf: _PartitionFile, tbl: pa.Table | None, before: Future[None] | None,
                          finish: bool) -> None:
@@ -210,9 +250,11 @@ class TableWriter:
             pf.sha256, pf.size = self.storage.sha256(rel_full)
 
     def close(self) -> list[dict[str, Any]]:
-        ordered = sorted(self.files.values(), key=lambda f: f.rel_path)
-        for pf in ordered:
-            self._flush(pf, finish=True)
+        """Write what is still buffered, finish every open file; the files' manifest entries."""
+        for label in sorted(self.buffers):
+            self._flush(self.buffers[label])
+        for label in sorted(self.open):
+            self._finish(self.open.pop(label))
         while self._in_flight:
             self._in_flight.popleft().result()
         self._pool.shutdown()
@@ -226,14 +268,14 @@ class TableWriter:
                 "key_ids": pf.key_ids,
                 "checksums": checksums.to_hex(pf.sums),
             }
-            for pf in ordered
+            for pf in sorted(self.finished, key=lambda f: f.rel_path)
         ]
 
     def abort(self) -> None:
         # queued writes are cancelled, running ones finish; then nothing touches the files
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._in_flight.clear()
-        for pf in self.files.values():
+        for pf in [*self.open.values(), *self.finished]:
             try:
                 pf.writer.close()
             except Exception:  # noqa: BLE001, S110 - aborting; the staging folder is discarded

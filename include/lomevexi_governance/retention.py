@@ -114,8 +114,19 @@ class OrderRetention:
             return np.full(len(idx), fill, dtype=values.dtype)
         return np.where(found, values[idx], fill)
 
+    def without_reasons(self) -> OrderRetention:
+        """The verdicts without ``customer_id`` and ``protected_reason`` (zero-length arrays):
+        what partitioning needs, 19 bytes an order instead of 35 (at 5M orders, 80 MB less for
+        the whole backup). :meth:`protected_counts` refuses it."""
+        return OrderRetention(
+            self.order_id, np.empty(0, dtype=np.int64), self.due_at, self.has_clock, self.protected,
+            np.empty(0, dtype=object), self.is_due, self.logical_us,
+        )
+
     def protected_counts(self) -> dict[str, int]:
         """Orders past retention that are kept, by the reason that keeps them."""
+        if len(self.protected_reason) != len(self.order_id):
+            raise ValueError("these order verdicts were made without their reasons (without_reasons)")
         past = self.has_clock & ~self.is_due & self.protected
         if self.logical_us is not None:  # protected orders not yet past retention are not "kept"
             past &= self.due_at <= self.logical_us

@@ -85,13 +85,13 @@ def test_the_producer_stays_at_most_depth_ahead():
     gen.close()
 
 
-def _writer(tmp_path, table_name: str) -> tuple[rp.TableWriter, pa.Schema]:
+def _writer(tmp_path, table_name: str, **kw) -> tuple[rp.TableWriter, pa.Schema]:
     policy = load_policy()
     table = policy.table(table_name)
     schema = arrow_schema(table)
     storage = storage_for(str(tmp_path))
     writer = rp.TableWriter(storage, "staging", "rp-20261124T000000Z", table, schema, keys=None,  # type: ignore[arg-type]
-                            run_id="test", row_group_rows=100, encrypt=False)
+                            run_id="test", row_group_rows=100, encrypt=False, **kw)
     return writer, schema
 
 
@@ -132,6 +132,46 @@ def test_writer_threads_write_every_row_in_row_groups_with_exact_checksums(tmp_p
         import hashlib
 
         assert f["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_at_most_max_open_files_writers_are_open_and_a_partition_continues_in_its_next_file(tmp_path):
+    import hashlib
+
+    import numpy as np
+
+    writer, schema = _writer(tmp_path, "customers", max_open_files=2)
+    parts = [Partition(f"epoch-{i}", f"epoch-{i}") for i in range(5)]
+    batches = [_customers(120, i * 120, schema) for i in range(30)]
+    most_open = 0
+    for i, b in enumerate(batches):
+        # partitions 0..4 in turn get whole row groups; partition 4 also a trickle from every batch
+        codes = np.full(b.num_rows, i % 4, dtype=np.int32)
+        codes[:3] = 4
+        writer.add(b, codes, lambda c: parts[c])
+        most_open = max(most_open, len(writer.open))
+    files = writer.close()
+    assert most_open <= 2 and not writer.open
+    by_partition: dict[str, list[str]] = {}
+    for f in files:
+        by_partition.setdefault(f["partition"], []).append(f["path"])
+    assert set(by_partition) == {p.label for p in parts}
+    # partitions 0..3 were closed and reopened: several numbered files each
+    assert all(len(by_partition[f"epoch-{i}"]) > 1 for i in range(4))
+    assert sorted(by_partition["epoch-0"])[:2] == ["data/customers/epoch-0/part-00000.parquet",
+                                                   "data/customers/epoch-0/part-00001.parquet"]
+    # the trickle stayed buffered until the end: one file, one row group
+    assert len(by_partition["epoch-4"]) == 1
+    assert pq.ParquetFile(tmp_path / "staging" / by_partition["epoch-4"][0]).metadata.num_row_groups == 1
+    everything = pa.Table.from_batches(batches)
+    assert sum(f["rows"] for f in files) == everything.num_rows
+    total = checksums.combine(checksums.from_hex(f["checksums"]) for f in files)
+    assert total == checksums.batch_checksums(everything, "customer_id")
+    ids = []
+    for f in files:
+        path = tmp_path / "staging" / f["path"]
+        assert f["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        ids += pq.read_table(path, columns=["customer_id"]).column(0).to_pylist()
+    assert sorted(ids) == list(range(everything.num_rows))
 
 
 def test_a_failure_on_a_writer_thread_surfaces_in_the_caller(tmp_path, monkeypatch):
