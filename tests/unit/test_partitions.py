@@ -102,6 +102,34 @@ def test_children_follow_their_order(policy):
     assert planner.partition(OPEN).key_prefix("rp-x") == "rp/rp-x/open"
 
 
+def test_the_planner_s_verdicts_without_reasons_give_the_same_codes(policy):
+    year = dt.timedelta(days=365)
+    orders = _orders([(i, i % 3, None if i % 5 == 0 else L - year + dt.timedelta(days=i - 20)) for i in range(1, 41)])
+    holds = pa.table({"subject_type": ["order", "customer"], "subject_id": pa.array([7, 2], pa.int64()),
+                      "placed_at": pa.array([L - year] * 2, TIMESTAMP), "released_at": pa.array([None, None], TIMESTAMP)})
+    active = ActiveHolds.from_table(holds, L)
+    full = evaluate_orders(policy, L, orders, active, np.array([11], dtype=np.int64))
+    slim = full.without_reasons()
+    assert len(slim.customer_id) == 0 and len(slim.protected_reason) == 0
+    with pytest.raises(ValueError, match="without their reasons"):
+        slim.protected_counts()
+    items = pa.record_batch({"order_item_id": pa.array(range(100, 145), pa.int64()),
+                             "order_id": pa.array([*range(1, 41), 99, 0, 7, 11, 2], pa.int64())})
+    tickets = pa.record_batch({
+        "ticket_id": pa.array(range(5), pa.int64()), "customer_id": pa.array([0, 1, 2, 1, 0], pa.int64()),
+        "order_id": pa.array([3, None, 7, 25, 99], pa.int64()),
+        "status": ["closed", "closed", "open", "closed", "closed"],
+        "closed_at": pa.array([L - 2 * year, L - year, None, L - dt.timedelta(days=400), L], TIMESTAMP),
+    })
+    codes = []
+    for verdicts in (full, slim):
+        planner = PartitionPlanner(policy, L)
+        planner.holds, planner.orders = active, verdicts
+        codes.append((planner.assign(policy.table("order_items"), items).tolist(),
+                      planner.assign(policy.table("service_tickets"), tickets).tolist()))
+    assert codes[0] == codes[1]
+
+
 def test_orphans_and_an_empty_order_table_are_safe(policy):
     from lomevexi_governance.retention import ticket_verdicts
 
