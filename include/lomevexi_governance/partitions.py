@@ -143,11 +143,9 @@ class PartitionPlanner:
         )
         self.customer_ids = np.sort(ints(customers.column("customer_id")))
         self.holds = ActiveHolds.from_table(holds, self.logical_date)
-        del customers
         verdicts = evaluate_order_arrays(
             p, self.logical_date, order_id, customer_id, clock, has_clock, self.holds, open_ticket_orders(status)
         )
-        del order_id, customer_id, clock, has_clock
         # partition codes need the order ids, clocks and protection, not who or why (16 bytes an order)
         self.orders = verdicts.without_reasons()
 

@@ -140,7 +140,7 @@ class TableWriter:
         run_id: str,
         row_group_rows: int,
         encrypt: bool = True,
-        max_open_files: int | None = None,
+        max_open_files: int | None = None,  # default: MAX_OPEN_FILES at construction
     ):
         self.storage = storage
         self.base_rel = base_rel
@@ -151,7 +151,9 @@ class TableWriter:
         self.run_id = run_id
         self.row_group_rows = row_group_rows
         self.encrypt = encrypt
-        self.max_open_files = max(1, max_open_files or MAX_OPEN_FILES)
+        self.max_open_files = MAX_OPEN_FILES if max_open_files is None else max_open_files
+        if self.max_open_files < 1:
+            raise ValueError(f"{table.name}: max_open_files must be at least 1, not {self.max_open_files}")
         self.buffers: dict[str, _PartitionBuffer] = {}
         #: open files by partition label, least recently written first
         self.open: OrderedDict[str, _PartitionFile] = OrderedDict()
