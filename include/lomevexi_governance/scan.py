@@ -224,7 +224,7 @@ class ContentScanner:
         return filtered.to_pylist()[:MAX_KEYS], len(filtered)
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Check ``batch`` and return it with card numbers masked."""
+        """Check ``batch`` and return it with card numbers masked (``batch`` itself when none is)."""
         self.result.rows += batch.num_rows
         columns = {name: batch.column(name) for name in batch.schema.names}
         for col in self.table.columns:
@@ -241,11 +241,13 @@ class ContentScanner:
                 bad = pc.less(arr, col.min)
                 if pc.any(bad).as_py():
                     self.result.hit(col.name, f"min_{col.min}", *self._keys(batch, pc.fill_null(bad, False)))
+        masked = False
         for col in self._text_cols:
             raw = columns[col.name]
             text = TextMatcher(raw)
             arr = self._mask_cards(batch, col.name, raw, text)
             if arr is not raw:
+                masked = True
                 text = TextMatcher(arr)
             columns[col.name] = arr
             if col.format in FORMATS:
@@ -257,6 +259,8 @@ class ContentScanner:
                 found = text.matches(EMAIL_ANYWHERE)
                 if pc.any(found).as_py():
                     self.result.hit(col.name, "email_outside_customers_email", *self._keys(batch, found))
+        if not masked:
+            return batch
         return pa.RecordBatch.from_arrays([columns[n] for n in batch.schema.names], schema=batch.schema)
 
     def _mask_cards(self, batch: pa.RecordBatch, name: str, arr: pa.Array, matcher: TextMatcher) -> pa.Array:

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 EXPECTATIONS_ENV = "GOVERNANCE_EXPECTATIONS_DIR"
 SOURCE, BACKUP = "source", "backup"
+#: the suite of a table's two stages together, for frames the content scan left untouched
+BOTH = "source+backup"
 #: BASIC: counts only (SUMMARY adds value counts of unexpected values and a per-row index
 #: query, both value-bearing and together about a quarter of GX's time)
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "return_unexpected_index_query": False}
@@ -150,15 +152,22 @@ def _register_card_expectation() -> None:
     globals()["ColumnValuesNoCardNumber"] = ColumnValuesNoCardNumber
 
 
+def expectation_stages(meta: dict[str, Any] | None) -> list[str]:
+    """The stages an expectation runs in (``meta.stage``; backup when it names none)."""
+    return list((meta or {}).get("stage", [BACKUP]))
+
+
 def build_suite(data: dict[str, Any], stage: str) -> Any:
+    """The GX suite of one stage (``SOURCE``, ``BACKUP``) or of both together (``BOTH``)."""
     import great_expectations as gx
     from great_expectations.expectations.registry import get_expectation_impl
 
     _register_card_expectation()
+    wanted = {SOURCE, BACKUP} if stage == BOTH else {stage}
     expectations = [
         get_expectation_impl(e["type"])(**e["kwargs"], meta=e.get("meta"))
         for e in data["expectations"]
-        if stage in e.get("meta", {}).get("stage", [BACKUP])
+        if wanted & set(expectation_stages(e.get("meta")))
     ]
     return gx.ExpectationSuite(name=f"{data['name']}.{stage}", expectations=expectations, meta=data.get("meta"))
 
@@ -217,7 +226,14 @@ GX_BATCH_BYTES = 48 << 20
 
 
 class _StageCheck:
-    """A BatchCheck running one stage of a table's suite on all of its rows, a bounded batch at a time."""
+    """A BatchCheck running one stage of a table's suite on all of its rows, a bounded batch at a time.
+
+    A backup stage may *lead* the same table's source stage (``GxValidator.backup_stage`` pairs
+    them): the source stage then only gathers, and the backup stage validates both stages'
+    frames at once, in one GX run when every gathered masked batch is the raw batch itself (the
+    content scan returns a batch unchanged when it masks nothing), else each stage on its own.
+    Both see the same batches in the same order (the checks between them never drop one).
+    """
 
     def __init__(
         self,
@@ -233,26 +249,54 @@ class _StageCheck:
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.definition = validator._definition(table, stage)
+        #: the source stage this backup stage validates along with its own batches
+        self.follower: _StageCheck | None = None
+        #: the backup stage that validates this source stage's batches
+        self.leader: _StageCheck | None = None
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0
         self._bytes = 0
+
+    @property
+    def pending_rows(self) -> int:
+        return self._rows
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self.definition is not None:
             self._pending.append(batch)
             self._rows += batch.num_rows
             self._bytes += batch.nbytes
-            if self._rows >= self.batch_rows or self._bytes >= self.batch_bytes:
+            if self.leader is None and (self._rows >= self.batch_rows or self._bytes >= self.batch_bytes):
                 self.finish()
         return batch
 
+    def _take(self) -> list[pa.RecordBatch]:
+        pending, self._pending, self._rows, self._bytes = self._pending, [], 0, 0
+        return pending
+
     def finish(self) -> None:
-        """Validate what is gathered (called at the end of the table, too)."""
-        if not self._pending:
+        """Validate what is gathered (called at the end of the table, too).
+
+        A led source stage leaves its batches to its leader, which validates them in its own
+        ``finish`` (``GxValidator.finish`` fails when a leader never did).
+        """
+        if self.leader is not None:
             return
-        frame = pa.Table.from_batches(self._pending).to_pandas()
-        self._pending, self._rows, self._bytes = [], 0, 0
-        self.validator._run(self.table.name, self.stage, self.definition, frame)
+        mine = self._take()
+        follower = self.follower
+        raw = follower._take() if follower is not None else []
+        if mine and len(raw) == len(mine) and all(a is b for a, b in zip(raw, mine, strict=True)):
+            both = self.validator._definition(self.table, BOTH)
+            self.validator._run(self.table.name, BOTH, both, _frame(mine))
+            return
+        if raw and follower is not None:
+            self.validator._run(self.table.name, SOURCE, follower.definition, _frame(raw))
+        if mine:
+            self.validator._run(self.table.name, self.stage, self.definition, _frame(mine))
+
+
+def _frame(batches: list[pa.RecordBatch]) -> Any:
+    return pa.Table.from_batches(batches).to_pandas()
 
 
 @dataclass
@@ -280,6 +324,9 @@ class GxValidator:
         self._suites = {t.name: load_suite_json(t.name) for t in self.policy.backup_tables
                         if self.tables is None or t.name in self.tables}
         self._definitions: dict[tuple[str, str], Any] = {}
+        #: source stages waiting for their table's backup stage to lead them
+        self._unled: dict[str, _StageCheck] = {}
+        self._led: list[_StageCheck] = []
 
     def _definition(self, table: Table, stage: str) -> Any:
         import great_expectations as gx
@@ -299,6 +346,7 @@ class GxValidator:
         return self._definitions[key]
 
     def _run(self, table: str, stage: str, definition: Any, frame: Any) -> None:
+        """One GX run of ``stage``'s suite (``BOTH``: each result counts for each stage it is in)."""
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
         # GX keeps the last batch of every asset (with its frame) in the engine's batch cache;
         # release it now, or every table's last frame stays in memory until the end
@@ -308,12 +356,14 @@ class GxValidator:
         for r in result.results:
             cfg = r.expectation_config
             meta = dict(cfg.meta or {})
-            k = (table, stage, meta.get("key", cfg.type))
-            agg = self.aggregates.get(k)
-            if agg is None:
-                kwargs = {kk: v for kk, v in cfg.kwargs.items() if kk != "batch_id"}
-                agg = self.aggregates[k] = _Agg(cfg.type, kwargs, meta, stage)
-            agg.add(r)
+            stages = [s for s in (SOURCE, BACKUP) if s in expectation_stages(meta)] if stage == BOTH else [stage]
+            for s in stages:
+                k = (table, s, meta.get("key", cfg.type))
+                agg = self.aggregates.get(k)
+                if agg is None:
+                    kwargs = {kk: v for kk, v in cfg.kwargs.items() if kk != "batch_id"}
+                    agg = self.aggregates[k] = _Agg(cfg.type, kwargs, meta, s)
+                agg.add(r)
 
     # -- results of other processes -----------------------------------------------------------
     def take(self, table: str) -> dict[tuple[str, str, str], _Agg]:
@@ -332,10 +382,20 @@ class GxValidator:
 
     # -- BatchCheck factories --------------------------------------------------------------
     def source_stage(self, table: Table) -> _StageCheck:
-        return _StageCheck(self, table, SOURCE)
+        """The source stage's check; the table's next ``backup_stage`` leads it (see _StageCheck)."""
+        check = _StageCheck(self, table, SOURCE)
+        if check.definition is not None:
+            self._unled[table.name] = check
+        return check
 
     def backup_stage(self, table: Table) -> _StageCheck:
-        return _StageCheck(self, table, BACKUP)
+        """The backup stage's check, leading the table's source stage check made before it, if any."""
+        check = _StageCheck(self, table, BACKUP)
+        source = self._unled.pop(table.name, None)
+        if source is not None and check.definition is not None:
+            check.follower, source.leader = source, check
+            self._led.append(source)
+        return check
 
     def check_source_columns(self, table: Table, present: Sequence[str]) -> None:
         """The exact column set, checked on what the store has (an empty frame of its columns)."""
@@ -359,6 +419,12 @@ class GxValidator:
     # -- results -----------------------------------------------------------------------------
     def finish(self, *, extra_columns: dict[str, list[str]], reference_violations: list[dict[str, Any]] | None = None,
                run_name: str = "run") -> dict[str, Any]:
+        unvalidated = sorted({c.table.name for c in self._led if c.pending_rows})
+        if unvalidated:
+            raise RuntimeError(
+                "Great Expectations never validated the source stage of the last batches of "
+                f"{', '.join(unvalidated)}: the backup stage that leads it was not finished"
+            )
         self.reference_violations = list(reference_violations or [])
         failed = [
             {"table": t, "column": a.column(), "expectation": a.type, "key": a.meta.get("key"), "stage": stage,
