@@ -75,6 +75,16 @@ def test_scanner_masks_and_reports_keys_not_values(policy):
     assert rules[("card_last4", "card_number")]["primary_keys"] == [1]
     assert ("updated_at", "not_null") in rules  # the test rows omit it: reported, rows still kept
     assert out.num_rows == 2
+    assert out is not batch
+
+
+def test_a_batch_with_nothing_to_mask_is_returned_itself(policy):
+    # the GX gate validates both stages in one run only when the scan hands on the raw batch
+    t, batch = _batch(policy, "payments", [
+        {"payment_id": 2, "order_id": 1, "method": "konbini", "card_brand": None, "card_last4": None,
+         "amount_jpy": 100, "status": "captured"},
+    ])
+    assert ContentScanner(t).process(batch) is batch
 
 
 def test_malformed_phone_and_email_in_name_are_reported(policy):
