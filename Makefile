@@ -9,7 +9,7 @@ AIRFLOW_STAMP := .local/airflow/.migrated
 ORDERS ?= 2000000
 DEMO_ORDERS ?= 3000
 
-.PHONY: help setup demo test test-unit test-integration test-e2e lint typecheck ui lock bench browser clean
+.PHONY: help setup demo test test-unit test-integration test-e2e lint typecheck ui lock bench bench-checksums browser clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ lock: ## re-resolve requirements.in into exact pins in requirements.txt
 bench: setup ## performance benchmark on the local PostgreSQL (ORDERS=2000000)
 	$(PY) -m pip install --quiet --disable-pip-version-check py-spy==0.4.3  # for --profile
 	$(PY) -m bench.run --orders $(ORDERS)
+
+bench-checksums: setup ## checksum speed by text window size, side by side (SQLite, no server needed)
+	$(PY) -m bench.checksum_windows
 
 clean: ## remove the local state (store, keys, backups, reports, Airflow home)
 	rm -rf .local

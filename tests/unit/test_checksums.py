@@ -50,3 +50,22 @@ def test_windows_do_not_change_hashes_and_memory_stays_bounded(monkeypatch):
     monkeypatch.setattr(checksums, "WINDOW_BYTES", 1 << 20)
     checksums._string_hashes(big)
     assert len(checksums._POWERS[0]) <= (1 << 20) + 1
+
+
+def test_the_algorithm_gives_its_recorded_values():
+    """Manifests record the algorithm and drills verify points with it for as long as they are
+    kept, so a speed-up must never change its output: these are its values for a fixed batch."""
+    from lomevexi_governance import checksums
+
+    golden = pa.record_batch({
+        "id": pa.array([1, 2, 3, 4, 5], pa.int64()),
+        "name": pa.array(["山田 花子", None, "", "abcdefgh", "東京都渋谷区神宮前1-2-3 ハイツ101号室"], pa.string()),
+        "t": pa.array([0, None, 1_700_000_000_123_456, -5, 42], TS),
+        "n": pa.array([7, None, -1, 0, 2**40], pa.int64()),
+        "f": pa.array([True, False, None, True, False]),
+    })
+    assert checksums.ALGORITHM == "splitmix64-sum/poly64-utf8/1"
+    assert to_hex(batch_checksums(golden, "id")) == {
+        "__rows__": 5, "id": "5cb418c0e503f184", "name": "ae4e8920c7d7950a", "t": "a8e39eeaacda171c",
+        "n": "01a4fdfe9725e57d", "f": "4b82542d7764bdf7",
+    }
