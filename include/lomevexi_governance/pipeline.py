@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,7 +22,7 @@ class _Failed:
         self.exc = exc
 
 
-def prefetched(source: Iterator[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
+def prefetched(source: Iterator[T], depth: int = 2, name: str = "prefetch") -> Generator[T, None, None]:
     """Yield the items of ``source``, produced by a background thread up to ``depth`` ahead.
 
     ``source`` runs entirely on that thread (a database cursor is used by one thread only), and

@@ -46,7 +46,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -937,9 +937,10 @@ class _Loader:
     """Loads canonical record batches into one restored table, in one transaction.
 
     PostgreSQL, the way ``pg_restore`` does it: the table is created without its primary key,
-    every batch goes in through ADBC's binary COPY (``adbc_ingest``), then the primary key is
-    added (one index build instead of millions of index insertions; a duplicate key fails,
-    naming the table), and only then is the transaction committed. SQLite: ``executemany`` in
+    the batches go in through one ADBC binary COPY (``adbc_ingest`` of a stream: one COPY per
+    table, not one per batch), then the primary key is added (one index build instead of
+    millions of index insertions; a duplicate key fails, naming the table), and only then is
+    the transaction committed. SQLite: ``executemany`` in
     one ``BEGIN IMMEDIATE`` transaction, with the primary key in the DDL (SQLite cannot add one
     later).
     """
@@ -990,17 +991,56 @@ class _Loader:
             self.conn = db.connect_arrow(target)
             self.cursor = self.conn.cursor()
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def write_all(self, batches: Generator[pa.RecordBatch, None, None], schema: pa.Schema) -> None:
+        """Write every batch of ``batches`` (all of ``schema``); their exceptions surface unchanged.
+
+        On PostgreSQL ADBC pulls the batches itself, through a record batch reader, so an
+        exception raised while producing one (a checksum mismatch, the deadline) reaches ADBC as
+        a stream error: it is kept and re-raised as it was, never as ADBC's wrapper of it.
+        """
+        if self.target.is_sqlite:
+            with contextlib.closing(batches):
+                for batch in batches:
+                    self._write_sqlite(batch)
+            return
+        failed: list[BaseException] = []
+
+        def counted() -> Generator[pa.RecordBatch, None, None]:
+            try:
+                for batch in batches:
+                    if batch.num_rows:
+                        self.rows += batch.num_rows
+                        yield batch
+            except GeneratorExit:  # closed by us, after ADBC is done with the stream
+                raise
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
+        stream = counted()
+        try:
+            self.cursor.adbc_ingest(
+                self.table.name, pa.RecordBatchReader.from_batches(schema, stream), mode="append",
+                db_schema_name=self.schema,
+            )
+        except BaseException:
+            if failed:
+                raise failed[0] from None
+            raise
+        finally:
+            stream.close()
+            batches.close()
+        if failed:  # a driver that swallowed the stream's error must not commit a partial table
+            raise failed[0]
+
+    def _write_sqlite(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        if self.target.is_sqlite:
-            columns = []
-            for name, is_ts in zip(self.names, self.ts, strict=True):
-                arr = batch.column(name)
-                columns.append((sqlite_timestamp_text(arr) if is_ts else arr).to_pylist())
-            self.conn.executemany(self.insert, zip(*columns, strict=True))
-        else:
-            self.cursor.adbc_ingest(self.table.name, batch, mode="append", db_schema_name=self.schema)
+        columns = []
+        for name, is_ts in zip(self.names, self.ts, strict=True):
+            arr = batch.column(name)
+            columns.append((sqlite_timestamp_text(arr) if is_ts else arr).to_pylist())
+        self.conn.executemany(self.insert, zip(*columns, strict=True))
         self.rows += batch.num_rows
 
     def commit(self) -> None:
@@ -1215,9 +1255,15 @@ def restore_table(
 
     try:
         # files are read, decrypted and checksummed on a helper thread while the target ingests
-        for rows in prefetched(batches(), depth=2, name="restore-load"):
-            check_deadline(plan, f"while restoring {name}")
-            loader.write(rows)
+        def timed(source: Generator[pa.RecordBatch, None, None]) -> Generator[pa.RecordBatch, None, None]:
+            try:
+                for rows in source:
+                    check_deadline(plan, f"while restoring {name}")
+                    yield rows
+            finally:
+                source.close()  # stops the helper thread now, also when the load failed
+
+        loader.write_all(timed(prefetched(batches(), depth=2, name="restore-load")), schema)
         check_deadline(plan, f"before adding the primary key of {name}")
         loader.commit()
     finally:

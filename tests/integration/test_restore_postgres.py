@@ -255,3 +255,35 @@ def test_postgresql_store_restores_into_scratch_sqlite_with_the_stores_conventio
     row = restored.execute(f"SELECT body, opened_at FROM service_tickets WHERE ticket_id = {BIG + 1}").fetchone()
     assert row == ('Lサイズ？\n"引用" \\ 🙏', "2026-11-21 10:00:00.123456")
     assert json.loads((Path(summary["restored_to"]).parent / "summary.json").read_text())["status"] == "SUCCESSFUL"
+
+
+def test_postgresql_target_a_file_that_decrypts_to_other_data_fails_naming_it(base, databases, monkeypatch):
+    """The load streams every file of a table through one COPY; a file whose rows do not match
+    its manifest checksums fails the drill with the drill's own error naming the file (not the
+    driver's wrapper of it), and nothing of the table is committed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lomevexi_governance import crypto
+
+    real = crypto.read_batches
+
+    def plus_one_yen(batch):
+        amount = pc.add(batch.column("amount_jpy"), 1)
+        return pa.RecordBatch.from_arrays(
+            [amount if n == "amount_jpy" else batch.column(n) for n in batch.schema.names], schema=batch.schema
+        )
+
+    def tampered(pf, where, **kwargs):
+        for batch in real(pf, where, **kwargs):
+            yield plus_one_yen(batch) if "payments" in where and batch.num_rows else batch
+
+    monkeypatch.setattr(crypto, "read_batches", tampered)
+    target = pg_target(databases["target"], "restore_target")
+    summary = drill(base, databases, "manual__pg_tampered",
+                    {"target_conn_id": "restore_target", "tables": ["orders", "payments"]}, target)
+    assert summary["status"] == "FAILED" and summary["failure"]["step"] == "restore", summary["failure"]
+    error = summary["failure"]["error"]
+    assert "data/payments/" in error and "does not match its manifest checksums (column(s) ['amount_jpy'])" in error
+    assert "adbc" not in error.lower()
+    assert restore.drill_schema("manual__pg_tampered") not in schemas(databases["target"])

@@ -355,7 +355,7 @@ def test_a_restore_that_changes_a_value_is_caught_naming_the_column(drill: Drill
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    write = restore._Loader.write
+    write = restore._Loader._write_sqlite
 
     def corrupt(self, batch):
         if self.table.name == "shipments" and batch.num_rows:
@@ -365,7 +365,7 @@ def test_a_restore_that_changes_a_value_is_caught_naming_the_column(drill: Drill
             )
         write(self, batch)
 
-    monkeypatch.setattr(restore._Loader, "write", corrupt)
+    monkeypatch.setattr(restore._Loader, "_write_sqlite", corrupt)
     summary = drill.run({"tables": ["orders", "shipments"]})
     assert summary["status"] == "FAILED" and summary["failure"]["step"] == "verify_restored"
     assert "shipments: checksum mismatch in column(s) ['carrier']" in summary["failure"]["error"]
