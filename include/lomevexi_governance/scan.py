@@ -61,6 +61,10 @@ FORMATS: dict[str, str] = {
 }
 EMAIL_ANYWHERE = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 EMAIL_COLUMN = ("customers", "email")
+#: a row matches this iff it matches CARD_CANDIDATE or EMAIL_ANYWHERE (both are unanchored): one
+#: RE2 pass instead of two over a column that holds neither, which is nearly every column, at
+#: the cost of one pass; a column with a hit is then matched with each pattern on its own
+CARD_OR_EMAIL = f"(?:{CARD_CANDIDATE})|(?:{EMAIL_ANYWHERE})"
 
 
 #: a text column whose first DICT_SAMPLE rows hold at most DICT_SHARE distinct values is matched
@@ -245,7 +249,10 @@ class ContentScanner:
         for col in self._text_cols:
             raw = columns[col.name]
             text = TextMatcher(raw)
-            arr = self._mask_cards(batch, col.name, raw, text)
+            emails = (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication"
+            # neither a card candidate nor an e-mail address anywhere in the column: one pass
+            clean = emails and not pc.any(text.matches(CARD_OR_EMAIL)).as_py()
+            arr = raw if clean else self._mask_cards(batch, col.name, raw, text)
             if arr is not raw:
                 masked = True
                 text = TextMatcher(arr)
@@ -255,7 +262,7 @@ class ContentScanner:
                 bad = pc.and_(pc.is_valid(arr), pc.invert(ok))
                 if pc.any(bad).as_py():
                     self.result.hit(col.name, f"format_{col.format}", *self._keys(batch, bad))
-            if (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication":
+            if emails and not clean:
                 found = text.matches(EMAIL_ANYWHERE)
                 if pc.any(found).as_py():
                     self.result.hit(col.name, "email_outside_customers_email", *self._keys(batch, found))

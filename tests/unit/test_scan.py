@@ -156,3 +156,35 @@ def test_a_card_number_repeated_in_a_repeating_column_is_masked_in_every_row():
     out = scanner.process(batch)
     assert scanner.result.masked["body"] == n // 2
     assert not any(VISA in v for v in out.column("body").to_pylist())
+
+
+def test_the_one_pass_prefilter_matches_exactly_the_rows_either_pattern_matches():
+    import pyarrow.compute as pc
+
+    from lomevexi_governance.scan import CARD_CANDIDATE, CARD_OR_EMAIL, EMAIL_ANYWHERE
+
+    values = ["shipped", f"カード {VISA}", "a@b.example", None, "注文番号 LMX-20261124-000123", "", "@", "a@b",
+              f"{VISA} と x.y@shop.co.jp", "４１１１　１１１１　１１１１　１１１１", "4111-1111-1111-1", "mail: Taro@Example.JP。",
+              "090-1234-5678", "1234567890123", "123456789012"]
+    arr = pa.array(values, type=pa.string())
+    either = pc.or_(pc.match_substring_regex(arr, CARD_CANDIDATE), pc.match_substring_regex(arr, EMAIL_ANYWHERE))
+    assert pc.match_substring_regex(arr, CARD_OR_EMAIL).equals(either)
+    assert either.to_pylist() == [False, True, True, None, False, False, False, False, True, True, True, True,
+                                  False, True, False]
+
+
+def test_a_column_with_a_card_or_an_email_is_still_checked_for_both(policy):
+    """The one-pass prefilter only skips a column holding neither; a hit runs each check."""
+    good = {"order_id": 1, "order_number": "LMX-1", "customer_id": 1, "status": "completed", "total_amount_jpy": 1,
+            "recipient_name": "山田 花子", "recipient_phone": "090-1234-5678", "postal_code": "150-0001",
+            "prefecture": "東京都", "city": "渋谷区", "address_line1": "神南1-2-3"}
+    rows = [good, good | {"order_id": 2, "address_line1": f"神南 {VISA}"},
+            good | {"order_id": 3, "address_line1": "神南 taro@example.jp"}]
+    t, batch = _batch(policy, "orders", rows)
+    scanner = ContentScanner(t)
+    out = scanner.process(batch)
+    rules = {(v["column"], v["rule"]): v["primary_keys"] for v in scanner.result.as_dict()["violations"]}
+    assert rules[("address_line1", "card_number")] == [2]
+    assert rules[("address_line1", "email_outside_customers_email")] == [3]
+    assert out.column("address_line1")[1].as_py() == "神南 ************1111"
+    assert not any(c == "recipient_name" for c, _ in rules)
