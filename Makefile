@@ -40,7 +40,7 @@ lint: $(STAMP) ## ruff (incl. Airflow rules) and mypy on include/
 	$(VENV)/bin/mypy
 
 test: setup browser lint ## the whole suite: unit, integration (SQLite, PostgreSQL), end to end
-	source bin/env.sh && $(VENV)/bin/pytest -p no:randomly -q
+	source bin/env.sh && $(VENV)/bin/pytest -p no:randomly -q --durations=15  # the slowest tests, against the 10-minute budget
 
 test-unit: setup ## unit tests only
 	source bin/env.sh && $(VENV)/bin/pytest -q -m unit
