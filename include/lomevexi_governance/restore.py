@@ -940,9 +940,8 @@ class _Loader:
     the batches go in through one ADBC binary COPY (``adbc_ingest`` of a stream: one COPY per
     table, not one per batch), then the primary key is added (one index build instead of
     millions of index insertions; a duplicate key fails, naming the table), and only then is
-    the transaction committed. SQLite: ``executemany`` in
-    one ``BEGIN IMMEDIATE`` transaction, with the primary key in the DDL (SQLite cannot add one
-    later).
+    the transaction committed. SQLite: ``executemany`` in one ``BEGIN IMMEDIATE`` transaction,
+    with the primary key in the DDL (SQLite cannot add one later).
     """
 
     def __init__(

@@ -223,7 +223,9 @@ class _Agg:
 #: 1.8 s. Both limits bound memory (the frame shares the Arrow buffers: strings stay Arrow-backed).
 #: Scan + GX of every in-scope table of a 300k-order store (2,731,956 rows, 3 alternating runs):
 #: 6.86 s at 262,144 rows / 48 MiB, 6.04 s at 524,288 / 96 MiB, 5.23 s at 1,048,576 / 192 MiB;
-#: peak RSS of that run streaming from the store: 592, 588 and 735 MB.
+#: peak RSS of that run streaming from the store: 592, 588 and 735 MB. At 2M orders on PostgreSQL
+#: (``make bench``) the step to 524,288 / 96 MiB cost 714 -> 825 MB for validation alone and
+#: 946 -> 1,000 MB for the one-process backup.
 GX_BATCH_ROWS = 524_288
 GX_BATCH_BYTES = 96 << 20
 
