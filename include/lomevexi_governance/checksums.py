@@ -24,17 +24,8 @@ ROWS = "__rows__"
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps)."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * _C1
-        x = x ^ (x >> np.uint64(27))
-        x = x * _C2
-        return x ^ (x >> np.uint64(31))
-
-
-def _mix_inplace(x: np.ndarray) -> np.ndarray:
-    """:func:`_mix` computed in ``x`` itself (a writable temporary), with one scratch array."""
+    """splitmix64 finaliser, vectorised, computed in ``x`` itself (a writable uint64 temporary:
+    its values are replaced) with one scratch array; uint64 arithmetic wraps."""
     t = np.right_shift(x, np.uint64(30))
     np.bitwise_xor(x, t, out=x)
     np.multiply(x, _C1, out=x)
@@ -90,7 +81,7 @@ def _hash_window(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         h -= prefix[starts]
         h *= inverse[starts]
         h ^= (offsets[1:] - starts).astype(np.uint64) * _K
-        return _mix_inplace(h)
+        return _mix(h)
 
 
 def _string_hashes(arr: pa.Array) -> np.ndarray:
@@ -127,10 +118,9 @@ def value_hashes(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         h = _string_hashes(arr.fill_null(""))
     elif pa.types.is_timestamp(t):
-        h = _mix(arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy().view(np.uint64))
-    elif pa.types.is_integer(t):
-        h = _mix(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64))
-    elif pa.types.is_boolean(t):
+        h = _mix(arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(0).to_numpy().astype(np.uint64))
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t):
+        # int64 -> uint64 keeps the bits (two's complement), as the hash is defined
         h = _mix(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64))
     else:
         raise TypeError(f"no checksum for Arrow type {t}")
@@ -150,11 +140,11 @@ def batch_checksums(batch: pa.RecordBatch | pa.Table, primary_key: str) -> dict[
     pk = value_hashes(batch.column(primary_key))
     out: dict[str, int] = {ROWS: batch.num_rows}
     with np.errstate(over="ignore"):
-        row_key = _mix_inplace(pk ^ _K)
+        row_key = _mix(pk ^ _K)
         for name in batch.schema.names:
             h = value_hashes(batch.column(name))
             h += row_key
-            out[name] = _sum64(_mix_inplace(h))
+            out[name] = _sum64(_mix(h))
     return out
 
 

@@ -249,9 +249,9 @@ class ContentScanner:
         for col in self._text_cols:
             raw = columns[col.name]
             text = TextMatcher(raw)
-            emails = (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication"
+            check_emails = (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication"
             # neither a card candidate nor an e-mail address anywhere in the column: one pass
-            clean = emails and not pc.any(text.matches(CARD_OR_EMAIL)).as_py()
+            clean = check_emails and not pc.any(text.matches(CARD_OR_EMAIL)).as_py()
             arr = raw if clean else self._mask_cards(batch, col.name, raw, text)
             if arr is not raw:
                 masked = True
@@ -262,7 +262,7 @@ class ContentScanner:
                 bad = pc.and_(pc.is_valid(arr), pc.invert(ok))
                 if pc.any(bad).as_py():
                     self.result.hit(col.name, f"format_{col.format}", *self._keys(batch, bad))
-            if emails and not clean:
+            if check_emails and not clean:
                 found = text.matches(EMAIL_ANYWHERE)
                 if pc.any(found).as_py():
                     self.result.hit(col.name, "email_outside_customers_email", *self._keys(batch, found))
