@@ -81,6 +81,7 @@ class Case:
     label: str
     what: str
     store_data: bool = True  # reads or writes the whole in-scope store (MB/s is meaningful)
+    default: bool = True  # in the default case list (``--cases`` names the others)
 
 
 CASES: tuple[Case, ...] = (
@@ -111,6 +112,10 @@ CASES: tuple[Case, ...] = (
     Case("validation", "job", "f", "validation alone",
          "GX suites (source and backup stage), content scan and reference checks over the store's "
          "batches (source.Snapshot), nothing written"),
+    Case("validation_gx", "job", "f", "validation alone, GX engine",
+         "as 'validation', with Great Expectations' pandas engine evaluating every expectation on "
+         "frames (GxValidator(native=False), the gate before the Arrow metrics): the alternative, "
+         "side by side", default=False),
     Case("purge", "job", "f", "purge of one night",
          "purge.run_purge at the logical date on a copy of the store already purged to the day before",
          store_data=False),
@@ -119,8 +124,9 @@ CASES: tuple[Case, ...] = (
          store_data=False),
 )
 CASE_IDS = tuple(c.id for c in CASES)
+DEFAULT_CASES = [c.id for c in CASES if c.default]
 BY_ID = {c.id: c for c in CASES}
-WORKER_CASES = ("backup", "backup_plain", "backup_1proc", "restore_drill", "validation", "purge")
+WORKER_CASES = ("backup", "backup_plain", "backup_1proc", "restore_drill", "validation", "validation_gx", "purge")
 GROUP_COLORS = {
     "floor": "#7f7f7f", "incumbent": "#d9822b", "project": "#2f6db5", "restore": "#3a9a5b", "job": "#7a5bb5",
 }
@@ -366,7 +372,8 @@ def _w_validation(spec: dict[str, Any]) -> dict[str, Any]:
     clock = time.monotonic
     spent: Counter[str] = Counter()
     rows = 0
-    validator = GxValidator(policy, Path(spec["report_dir"]) / "validation", tables=None)
+    validator = GxValidator(policy, Path(spec["report_dir"]) / "validation", tables=None,
+                            native=not spec.get("gx_engine"))
     spent["gx_setup"] += clock() - started
     scope = list(policy.backup_tables)
     references = []
@@ -455,6 +462,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "backup_1proc": _w_backup,
     "restore_drill": _w_restore_drill,
     "validation": _w_validation,
+    "validation_gx": _w_validation,
     "purge": _w_purge,
 }
 
@@ -919,16 +927,21 @@ class Harness:
     def case_pg_restore_zstd(self, scale: Scale, rep: int) -> dict[str, Any]:
         return self._pg_restore(scale, rep, "zstd")
 
-    def case_validation(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
-        run_dir = self.run_dir(scale, "validation", rep)
+    def case_validation(self, scale: Scale, rep: int, profile: Path | None = None,
+                        case: str = "validation") -> dict[str, Any]:
+        run_dir = self.run_dir(scale, case, rep)
         spec = {
-            "case": "validation",
+            "case": case,
             "store_uri": scale.uri,
             "report_dir": str(run_dir / "reports"),
             "logical_date": self.logical.isoformat(),
-            "run_id": f"bench__validation__{scale.tag}_{rep}",
+            "run_id": f"bench__{case}__{scale.tag}_{rep}",
+            "gx_engine": case == "validation_gx",
         }
-        return self.run_worker("validation", spec, run_dir, profile)
+        return self.run_worker(case, spec, run_dir, profile)
+
+    def case_validation_gx(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
+        return self.case_validation(scale, rep, profile, case="validation_gx")
 
     def case_purge(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
         base = self.ensure_purge_base(scale)
@@ -1032,6 +1045,7 @@ PROFILE_ANCHORS = {
     "backup_1proc": "run_backup",
     "restore_drill": "run_drill",
     "validation": "_w_validation",
+    "validation_gx": "_w_validation",
     "purge": "run_purge",
 }
 PROFILE_RATE = 100
@@ -1317,9 +1331,9 @@ def _note(case: str, c: dict[str, Any]) -> str:
     if case == "restore_drill":
         return (f"verify point {_fmt(d.get('verify_point_s'))} s + load {_fmt(d.get('restore_s'))} s + "
                 f"verify restored {_fmt(d.get('verify_restored_s'))} s ({d.get('verification')})")
-    if case == "validation":
+    if case in ("validation", "validation_gx"):
         gx = (d.get("gx_source_s") or 0) + (d.get("gx_backup_s") or 0)
-        return (f"checks {_fmt(d.get('validation_s'))} s in-process (GX {_fmt(gx)} s, "
+        return (f"checks {_fmt(d.get('validation_s'))} s in-process (GX stages {_fmt(gx)} s, "
                 f"scan {_fmt(d.get('content_scan_s'))} s, results {_fmt(d.get('gx_results_and_docs_s'))} s); "
                 f"read {_fmt(d.get('read_s'))} s")
     if case == "purge":
@@ -1539,7 +1553,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                          "the flat-memory ratio (default 2000000)")
     ap.add_argument("--scales", type=_orders, default=None, help="same as a comma list in --orders")
     ap.add_argument("--runs", type=int, default=3, help="runs per case, round-robin (default 3)")
-    ap.add_argument("--cases", type=_cases, default=list(CASE_IDS), help="comma list of cases (default: all)")
+    optional = ", ".join(c for c in CASE_IDS if c not in DEFAULT_CASES)
+    ap.add_argument("--cases", type=_cases, default=DEFAULT_CASES,
+                    help=f"comma list of cases (default: all but {optional})")
     ap.add_argument("--out", default=str(RESULTS), help="results folder (default bench/results)")
     ap.add_argument("--work", default=None, help="scratch folder for dumps and recovery points (default: a temp dir)")
     ap.add_argument("--pg", default=DEFAULT_PG, help=f"PostgreSQL server URI without database (default {DEFAULT_PG})")

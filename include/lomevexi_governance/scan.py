@@ -18,8 +18,10 @@ The Great Expectations suites (``expectations/``) are the formal record of the s
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +82,11 @@ class TextMatcher:
 
     ``matches(p)`` equals ``fill_null(match_substring_regex(arr, p), False)`` row for row; when
     the column repeats itself (see :data:`DICT_SHARE`) it is computed on the distinct values,
-    encoded once and reused by every pattern asked of the same column.
+    encoded once and reused by every pattern asked of the same column. Every result is kept, so
+    the checks that share a matcher (:func:`matcher_for`: the content scan and the gate's stages)
+    run each pattern once. Card candidates and e-mail addresses are first looked for together
+    (:data:`CARD_OR_EMAIL`): a column that holds neither costs one pass for both, and a column
+    with a few hits runs each pattern on those rows only.
     """
 
     def __init__(self, arr: pa.Array | pa.ChunkedArray):
@@ -92,12 +98,101 @@ class TextMatcher:
             distinct = pc.count_distinct(arr.slice(0, DICT_SAMPLE), mode="only_valid").as_py()
             if distinct <= DICT_SAMPLE * DICT_SHARE:
                 self._encoded = pc.dictionary_encode(arr)
+        #: the array patterns run on: the distinct values, or the rows themselves
+        self._values = self._encoded.dictionary if self._encoded is not None else arr
+        self._hits: dict[str, np.ndarray] = {}  # pattern -> matches over ``_values`` (bool)
+        self._cards: pa.BooleanArray | None = None
+
+    def _values_matching(self, pattern: str) -> np.ndarray:
+        hits = self._hits.get(pattern)
+        if hits is not None:
+            return hits
+        values = self._values
+        prefilter = CARD_OR_EMAIL if pattern in (CARD_CANDIDATE, EMAIL_ANYWHERE) else None
+        if prefilter is not None:
+            candidates = np.flatnonzero(self._values_matching(prefilter))
+            hits = np.zeros(len(values), dtype=bool)
+            if len(candidates) * 2 > len(values):  # mostly hits: one pass over all of them
+                hits = _regex(values, pattern)
+            elif len(candidates):
+                hits[candidates] = _regex(values.take(pa.array(candidates)), pattern)
+        else:
+            hits = _regex(values, pattern)
+        self._hits[pattern] = hits
+        return hits
 
     def matches(self, pattern: str) -> pa.BooleanArray:
+        hits = self._values_matching(pattern)
         if self._encoded is not None:
-            hits = pc.match_substring_regex(self._encoded.dictionary, pattern)
-            return pc.fill_null(pc.take(hits, self._encoded.indices), False)
-        return pc.fill_null(pc.match_substring_regex(self.arr, pattern), False)
+            return pc.fill_null(pc.take(pa.array(hits), self._encoded.indices), False)
+        return pa.array(hits)
+
+    def any(self, pattern: str) -> bool:
+        return bool(self._values_matching(pattern).any())
+
+    def is_in(self, values: Sequence[Any]) -> pa.BooleanArray:
+        """Rows whose value is one of ``values`` (nulls: False), through the distinct values."""
+        found = pc.is_in(self._values, value_set=pa.array(values, type=self.arr.type))
+        if self._encoded is not None:
+            found = pc.take(found, self._encoded.indices)
+        return pc.fill_null(found, False)
+
+    def cards(self) -> pa.BooleanArray:
+        """Rows holding a payment-card number (:func:`find_cards`): the RE2 prefilter, then the
+        exact check (groupings, Luhn) on the few candidates, each distinct value once."""
+        if self._cards is None:
+            hits = np.zeros(len(self._values), dtype=bool)
+            candidates = np.flatnonzero(self._values_matching(CARD_CANDIDATE))
+            if len(candidates):
+                texts = self._values.take(pa.array(candidates)).to_pylist()
+                hits[candidates] = [bool(find_cards(t)) for t in texts]
+            found = pa.array(hits)
+            if self._encoded is not None:
+                found = pc.fill_null(pc.take(found, self._encoded.indices), False)
+            self._cards = found
+        return self._cards
+
+
+def _regex(values: pa.Array, pattern: str) -> np.ndarray:
+    """Whether each value contains a match of ``pattern`` (RE2; nulls: False)."""
+    found = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+#: how many batches per thread keep their matchers: a batch and its masked copy
+_MATCHER_BATCHES = 2
+_matchers = threading.local()
+
+
+def matcher_for(batch: pa.RecordBatch, name: str) -> TextMatcher:
+    """The :class:`TextMatcher` of column ``name`` of this very batch object.
+
+    The checks of one batch (the gate's source stage, the content scan, the gate's backup
+    stage) run on the same batch object when masking changed nothing, so they share the
+    matcher and each pattern runs once per batch and column. The cache is per thread and holds
+    the last :data:`_MATCHER_BATCHES` batches (a strong reference, so an id is never reused
+    while its entry lives).
+    """
+    entries: OrderedDict[int, tuple[pa.RecordBatch, dict[str, TextMatcher]]] | None = getattr(
+        _matchers, "entries", None)
+    if entries is None:
+        entries = _matchers.entries = OrderedDict()
+    entry = entries.get(id(batch))
+    if entry is None or entry[0] is not batch:
+        entry = entries[id(batch)] = (batch, {})
+        while len(entries) > _MATCHER_BATCHES:
+            entries.popitem(last=False)
+    else:
+        entries.move_to_end(id(batch))
+    matcher = entry[1].get(name)
+    if matcher is None:
+        matcher = entry[1][name] = TextMatcher(batch.column(name))
+    return matcher
+
+
+def forget_matchers() -> None:
+    """Drop this thread's cached matchers (and the batches they hold)."""
+    _matchers.entries = OrderedDict()
 
 
 def _digit_value(ch: str) -> int:
@@ -233,12 +328,14 @@ class ContentScanner:
         columns = {name: batch.column(name) for name in batch.schema.names}
         for col in self.table.columns:
             arr = columns[col.name]
-            if not col.nullable:
-                nulls = pc.is_null(arr)
-                if pc.any(nulls).as_py():
-                    self.result.hit(col.name, "not_null", *self._keys(batch, nulls))
+            if not col.nullable and arr.null_count:
+                self.result.hit(col.name, "not_null", *self._keys(batch, pc.is_null(arr)))
             if col.values is not None:
-                bad = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, value_set=pa.array(col.values))))
+                if col.type == "string":
+                    known = matcher_for(batch, col.name).is_in(col.values)
+                else:
+                    known = pc.fill_null(pc.is_in(arr, value_set=pa.array(col.values)), False)
+                bad = pc.and_(pc.is_valid(arr), pc.invert(known))
                 if pc.any(bad).as_py():
                     self.result.hit(col.name, "value_set", *self._keys(batch, bad))
             if col.min is not None:
@@ -248,11 +345,8 @@ class ContentScanner:
         masked = False
         for col in self._text_cols:
             raw = columns[col.name]
-            text = TextMatcher(raw)
-            check_emails = (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication"
-            # neither a card candidate nor an e-mail address anywhere in the column: one pass
-            clean = check_emails and not pc.any(text.matches(CARD_OR_EMAIL)).as_py()
-            arr = raw if clean else self._mask_cards(batch, col.name, raw, text)
+            text = matcher_for(batch, col.name)
+            arr = self._mask_cards(batch, col.name, raw, text)
             if arr is not raw:
                 masked = True
                 text = TextMatcher(arr)
@@ -262,18 +356,18 @@ class ContentScanner:
                 bad = pc.and_(pc.is_valid(arr), pc.invert(ok))
                 if pc.any(bad).as_py():
                     self.result.hit(col.name, f"format_{col.format}", *self._keys(batch, bad))
-            if check_emails and not clean:
-                found = text.matches(EMAIL_ANYWHERE)
-                if pc.any(found).as_py():
-                    self.result.hit(col.name, "email_outside_customers_email", *self._keys(batch, found))
+            if (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication":
+                if text.any(EMAIL_ANYWHERE):
+                    self.result.hit(col.name, "email_outside_customers_email",
+                                    *self._keys(batch, text.matches(EMAIL_ANYWHERE)))
         if not masked:
             return batch
         return pa.RecordBatch.from_arrays([columns[n] for n in batch.schema.names], schema=batch.schema)
 
     def _mask_cards(self, batch: pa.RecordBatch, name: str, arr: pa.Array, matcher: TextMatcher) -> pa.Array:
-        candidates = matcher.matches(CARD_CANDIDATE)
-        if not pc.any(candidates).as_py():
+        if not matcher.any(CARD_CANDIDATE):
             return arr
+        candidates = matcher.matches(CARD_CANDIDATE)
         idx = np.flatnonzero(np.asarray(candidates.to_numpy(zero_copy_only=False), dtype=bool))
         values = arr.to_pylist()
         masked_rows: list[int] = []

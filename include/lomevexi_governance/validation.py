@@ -16,22 +16,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from lomevexi_governance.policy import Policy, Table, load_policy
 from lomevexi_governance.reports import write_json_atomic
-from lomevexi_governance.scan import CARD_CANDIDATE, EMAIL_ANYWHERE, EMAIL_COLUMN, FORMATS, TextMatcher, find_cards
+from lomevexi_governance.scan import (
+    CARD_CANDIDATE,
+    EMAIL_ANYWHERE,
+    EMAIL_COLUMN,
+    FORMATS,
+    TextMatcher,
+    find_cards,
+    matcher_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,40 +168,236 @@ def expectation_stages(meta: dict[str, Any] | None) -> list[str]:
     return list((meta or {}).get("stage", [BACKUP]))
 
 
-def build_suite(data: dict[str, Any], stage: str) -> Any:
-    """The GX suite of one stage (``SOURCE``, ``BACKUP``) or of both together (``BOTH``)."""
-    import great_expectations as gx
-    from great_expectations.expectations.registry import get_expectation_impl
+def expectation_key(e: dict[str, Any]) -> str:
+    """An expectation's key in results: ``meta.key``, else its type."""
+    return str((e.get("meta") or {}).get("key", e["type"]))
 
-    _register_card_expectation()
+
+def build_suite(data: dict[str, Any], stage: str, keys: Sequence[str] | None = None) -> Any:
+    """The GX suite of one stage (``SOURCE``, ``BACKUP``) or of both (``BOTH``); ``keys`` keeps
+    only those expectations (the ones Great Expectations evaluates on frames, see :func:`native`)."""
+    import great_expectations as gx
+
     wanted = {SOURCE, BACKUP} if stage == BOTH else {stage}
     expectations = [
-        get_expectation_impl(e["type"])(**e["kwargs"], meta=e.get("meta"))
+        gx_expectation(e)
         for e in data["expectations"]
-        if wanted & set(expectation_stages(e.get("meta")))
+        if wanted & set(expectation_stages(e.get("meta"))) and (keys is None or expectation_key(e) in keys)
     ]
     return gx.ExpectationSuite(name=f"{data['name']}.{stage}", expectations=expectations, meta=data.get("meta"))
 
 
-# -- running ---------------------------------------------------------------------------------
+def gx_expectation(e: dict[str, Any]) -> Any:
+    """The GX Expectation object of one suite entry (JSON)."""
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    _register_card_expectation()
+    return get_expectation_impl(e["type"])(**e["kwargs"], meta=e.get("meta"))
+
+
+# -- evaluation: Arrow metrics, Great Expectations' decision ---------------------------------
+#
+# Great Expectations decides an expectation from its metrics: a column-map expectation from the
+# row count, the null count and its map metric's unexpected count (``_validate``), the column
+# set from ``table.columns``. GX's pandas engine computes those metrics on pandas frames, with a
+# fixed cost per run and a frame copy per expectation: about 60 % of the minimization checks'
+# time at 2M orders (bench, session 6), for counts the content scan already computes in Arrow.
+# So the metrics of the expectation types below are computed here, on the Arrow batches, with
+# the same RE2 patterns and the same card check (and shared with the content scan through
+# ``scan.matcher_for``: a pattern runs once per batch and column), summed over every batch of
+# the table; GX's own ``_validate`` then decides each expectation from the totals (``mostly``,
+# vacuous truth: GX's rules, not ours), and GX writes the results and Data Docs. Any other
+# expectation, or these with arguments not listed, is run by GX on frames, as before.
+# ``tests/unit/test_validation_engines.py`` checks, on adversarial data, that both ways give the
+# same counts and verdicts.
+
+_MAP_ARGS = {"column", "mostly"}
+_NATIVE_ARGS: dict[str, set[str]] = {
+    "expect_table_columns_to_match_set": {"column_set", "exact_match"},
+    "expect_column_values_to_not_be_null": _MAP_ARGS,
+    "expect_column_values_to_be_in_set": _MAP_ARGS | {"value_set"},
+    "expect_column_values_to_be_between": _MAP_ARGS | {"min_value", "max_value", "strict_min", "strict_max"},
+    "expect_column_values_to_match_regex": _MAP_ARGS | {"regex"},
+    "expect_column_values_to_not_match_regex": _MAP_ARGS | {"regex"},
+    CARD_EXPECTATION: _MAP_ARGS,
+}
+_NUMBER_TYPES = ("int64",)
+
+
+#: escapes whose meaning differs between Python's ``re`` (Unicode) and RE2 (ASCII) or that RE2
+#: lacks; a pattern using one is left to GX's engine
+_UNPORTABLE_ESCAPES = set("wWsSbBuUNpPgkxX0123456789")
+
+
+def re2_pattern(regex: str) -> str | None:
+    """The RE2 pattern matching exactly what Python's ``re.search(regex, s)`` matches, as GX's
+    pandas engine applies it (``str.contains``), or None when no simple translation exists.
+
+    Python's ``\\d`` is any Unicode decimal digit (RE2: ``\\p{Nd}``; RE2's ``\\d`` is ASCII only),
+    ``$`` also matches before a final newline (RE2: ``\\n?\\z``, which consumes it: harmless,
+    only the yes/no of a search is used) and ``\\Z`` is RE2's ``\\z``. Anything else that differs
+    or that RE2 cannot do (``\\w``, ``\\s``, ``\\b``, back-references, look-arounds, ``{,n}``)
+    returns None.
+    """
+    if "{," in regex or any(not regex.startswith("(?:", i) for i in _find_all(regex, "(?")):
+        return None  # look-arounds, named groups, inline flags (``(?a)`` makes ``\\d`` ASCII)
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(regex):
+        ch = regex[i]
+        if ch == "\\":
+            if i + 1 >= len(regex):
+                return None
+            nxt = regex[i + 1]
+            if nxt in _UNPORTABLE_ESCAPES:
+                return None
+            out.append({"d": "\\p{Nd}", "D": "\\P{Nd}", "Z": "\\z"}.get(nxt, ch + nxt))
+            if nxt == "Z" and in_class:
+                return None
+            i += 2
+            continue
+        if in_class:
+            if ch == "]" and not (out and out[-1] in ("[", "[^")):
+                in_class = False
+            elif ch == "[":
+                return None  # nested sets / set operations: Python warns, RE2 differs
+            out.append(ch)
+        elif ch == "[":
+            in_class = True
+            if regex.startswith("[^", i):
+                out.append("[^")
+                i += 2
+                continue
+            out.append(ch)
+        elif ch == "$":
+            out.append("(?:\\n?\\z)")
+        else:
+            out.append(ch)
+        i += 1
+    if in_class:
+        return None
+    pattern = "".join(out)
+    try:  # what RE2 cannot compile (possessive quantifiers, atomic groups, ...) stays with GX
+        pc.match_substring_regex(pa.array([""]), pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pattern
+
+
+def _find_all(text: str, sub: str) -> list[int]:
+    found, i = [], text.find(sub)
+    while i >= 0:
+        found.append(i)
+        i = text.find(sub, i + 1)
+    return found
+
+
+@dataclass(frozen=True)
+class Native:
+    """One expectation whose metrics are computed on Arrow batches."""
+
+    key: str
+    type: str
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
+    #: a regex expectation's pattern, in RE2 (:func:`re2_pattern`)
+    pattern: str = ""
+
+    @property
+    def column(self) -> str | None:
+        return self.kwargs.get("column")
+
+    def metrics(self, batch: pa.RecordBatch) -> tuple[int, int, int]:
+        """``(rows, nulls, unexpected)`` of ``batch``, as GX's map metrics count them: the
+        unexpected rows among the non-null ones (not-null: the nulls themselves)."""
+        name = self.column
+        assert name is not None
+        arr = batch.column(name)
+        rows, nulls = len(arr), arr.null_count
+        kw = self.kwargs
+        if self.type == "expect_column_values_to_not_be_null":
+            return rows, 0, nulls
+        if self.type == "expect_column_values_to_be_in_set":
+            known = int(pc.sum(matcher_for(batch, name).is_in(kw["value_set"])).as_py() or 0)
+            return rows, nulls, rows - nulls - known
+        if self.type == "expect_column_values_to_be_between":
+            tests = []
+            if kw.get("min_value") is not None:
+                tests.append((pc.greater if kw.get("strict_min") else pc.greater_equal)(arr, kw["min_value"]))
+            if kw.get("max_value") is not None:
+                tests.append((pc.less if kw.get("strict_max") else pc.less_equal)(arr, kw["max_value"]))
+            inside = pc.and_(*tests) if len(tests) == 2 else tests[0] if tests else pc.is_valid(arr)
+            return rows, nulls, rows - nulls - int(pc.fill_null(inside, False).true_count)
+        matcher = matcher_for(batch, name)
+        if self.type == "expect_column_values_to_match_regex":
+            return rows, nulls, rows - nulls - int(matcher.matches(self.pattern).true_count)
+        if self.type == "expect_column_values_to_not_match_regex":
+            return rows, nulls, int(matcher.matches(self.pattern).true_count)
+        if self.type == CARD_EXPECTATION:
+            return rows, nulls, int(matcher.cards().true_count)
+        raise AssertionError(self.type)
+
+
+def native(e: dict[str, Any], table: Table) -> Native | None:
+    """The Arrow evaluation of suite entry ``e`` on ``table``, or None when GX must run it."""
+    kwargs = dict(e.get("kwargs") or {})
+    allowed = _NATIVE_ARGS.get(e["type"])
+    if allowed is None or not set(kwargs) <= allowed:
+        return None
+    n = Native(expectation_key(e), e["type"], kwargs, dict(e.get("meta") or {}))
+    if n.type == "expect_table_columns_to_match_set":
+        return n if isinstance(kwargs.get("column_set"), list) else None
+    name = n.column
+    if not isinstance(name, str) or name not in table.column_names:
+        return None  # GX reports the missing column as it always has
+    ctype = table.column(name).type
+    if n.type == "expect_column_values_to_be_in_set":
+        values = kwargs.get("value_set")
+        if ctype != "string" or not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            return None
+    elif n.type == "expect_column_values_to_be_between":
+        bounds = [kwargs.get("min_value"), kwargs.get("max_value")]
+        if ctype not in _NUMBER_TYPES or not all(b is None or type(b) in (int, float) for b in bounds):
+            return None
+    elif n.type in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
+        regex = kwargs.get("regex")
+        pattern = re2_pattern(regex) if isinstance(regex, str) else None
+        if ctype != "string" or pattern is None:
+            return None
+        n = dataclasses.replace(n, pattern=pattern)
+    elif n.type == CARD_EXPECTATION and ctype != "string":
+        return None
+    return n
 
 
 @dataclass
 class _Agg:
+    """An expectation's metrics summed over every batch of a table, and its verdict.
+
+    ``success`` stays None for an expectation evaluated in Arrow until ``decide`` asks GX; a
+    GX-run expectation (frames) gets GX's verdict per frame, all of which must pass.
+    """
+
     type: str
     kwargs: dict[str, Any]
     meta: dict[str, Any]
     stage: str
-    success: bool = True
+    success: bool | None = None
     element_count: int = 0
     unexpected_count: int = 0
     missing_count: int = 0
     observed: Any = None
     batches: int = 0
+    engine: str = "great_expectations"
+    #: distinct column lists seen (column-set expectation evaluated in Arrow)
+    observed_columns: list[list[str]] = field(default_factory=list)
+    #: why an Arrow-evaluated expectation could not be evaluated (it fails)
+    error: str | None = None
 
     def add(self, result: Any) -> None:
+        """One GX result of a frame."""
         self.batches += 1
-        self.success = self.success and bool(result.success)
+        self.success = (True if self.success is None else self.success) and bool(result.success)
         r = result.result or {}
         self.element_count += int(r.get("element_count") or 0)
         self.unexpected_count += int(r.get("unexpected_count") or 0)
@@ -198,6 +405,48 @@ class _Agg:
         if self.type == "expect_table_columns_to_match_set":
             # column names only: the store's schema, never its values
             self.observed = r.get("observed_value")
+
+    def add_batch(self, n: Native, batch: pa.RecordBatch) -> None:
+        """The Arrow metrics of one batch."""
+        self.batches += 1
+        self.engine = "arrow"
+        if n.type == "expect_table_columns_to_match_set":
+            names = list(batch.schema.names)
+            if names not in self.observed_columns:
+                self.observed_columns.append(names)
+            self.observed = names
+            return
+        if n.column not in batch.schema.names:
+            # as GX's engine does for a column the data lacks: the expectation fails
+            self.error = f"column {n.column!r} is not in the data"
+            return
+        rows, nulls, unexpected = n.metrics(batch)
+        self.element_count += rows
+        self.missing_count += nulls
+        self.unexpected_count += unexpected
+
+    def decide(self) -> None:
+        """GX's verdict on the summed metrics (an Arrow-evaluated expectation, once)."""
+        if self.success is not None:
+            return
+        if self.error is not None:
+            self.success = False
+            return
+        expectation = gx_expectation({"type": self.type, "kwargs": self.kwargs, "meta": self.meta})
+        options = {"result_format": RESULT_FORMAT}
+        if self.type == "expect_table_columns_to_match_set":
+            verdicts = [expectation._validate({"table.columns": c}, runtime_configuration=options)
+                        for c in self.observed_columns or [[]]]
+            self.success = all(bool(v["success"]) for v in verdicts)
+            return
+        metrics = {
+            "table.row_count": self.element_count,
+            "column_values.nonnull.unexpected_count": self.missing_count,
+            # not-null's own map metric is the null count (set after the generic one)
+            f"{expectation.map_metric}.unexpected_count": self.unexpected_count,
+            f"{expectation.map_metric}.unexpected_values": [],
+        }
+        self.success = bool(expectation._validate(metrics, runtime_configuration=options)["success"])
 
     def column(self) -> str | None:
         return self.kwargs.get("column")
@@ -218,26 +467,21 @@ class _Agg:
 
 
 #: Great Expectations has a fixed cost per validation run (about 0.4 s for a table's two stage
-#: suites, measured on 1,000 rows) on top of about 1.4 s per million rows, so write batches are
-#: gathered into large frames: at 131,072 rows a run cost 4.4 s per million rows, at 1,048,576
-#: 1.8 s. Both limits bound memory (the frame shares the Arrow buffers: strings stay Arrow-backed).
-#: Scan + GX of every in-scope table of a 300k-order store (2,731,956 rows, 3 alternating runs):
-#: 6.86 s at 262,144 rows / 48 MiB, 6.04 s at 524,288 / 96 MiB, 5.23 s at 1,048,576 / 192 MiB;
-#: peak RSS of that run streaming from the store: 592, 588 and 735 MB. At 2M orders on PostgreSQL
-#: (``make bench``) the step to 524,288 / 96 MiB cost 714 -> 825 MB for validation alone and
-#: 946 -> 1,000 MB for the one-process backup.
+#: suites, measured on 1,000 rows) on top of about 1.4 s per million rows, so the batches of the
+#: expectations GX runs itself are gathered into large frames: at 131,072 rows a run cost 4.4 s
+#: per million rows, at 1,048,576 1.8 s. Both limits bound memory (the frame shares the Arrow
+#: buffers: strings stay Arrow-backed). With the committed suites every expectation is evaluated
+#: in Arrow and no frame is ever gathered.
 GX_BATCH_ROWS = 524_288
 GX_BATCH_BYTES = 96 << 20
 
 
 class _StageCheck:
-    """A BatchCheck running one stage of a table's suite on all of its rows, a bounded batch at a time.
+    """A BatchCheck running one stage of a table's suite on all of its rows.
 
-    A backup stage may *lead* the same table's source stage (``GxValidator.backup_stage`` pairs
-    them): the source stage then only gathers, and the backup stage validates both stages'
-    frames at once, in one GX run when every gathered masked batch is the raw batch itself (the
-    content scan returns a batch unchanged when it masks nothing), else each stage on its own.
-    Both see the same batches in the same order (the checks between them never drop one).
+    Expectations evaluated in Arrow (:func:`native`) add each batch's metrics as it passes;
+    the others are gathered into bounded frames that GX validates (at the limits and at
+    ``finish``, the table's end).
     """
 
     def __init__(
@@ -253,11 +497,17 @@ class _StageCheck:
         self.stage = stage
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
-        self.definition = validator._definition(table, stage)
-        #: the source stage this backup stage validates along with its own batches
-        self.follower: _StageCheck | None = None
-        #: the backup stage that validates this source stage's batches
-        self.leader: _StageCheck | None = None
+        self.native: list[Native] = []
+        by_gx: list[str] = []
+        for e in validator._suites[table.name]["expectations"]:
+            if stage not in expectation_stages(e.get("meta")):
+                continue
+            n = native(e, table) if validator.native else None
+            if n is None:
+                by_gx.append(expectation_key(e))
+            else:
+                self.native.append(n)
+        self.definition = validator._definition(table, stage, by_gx) if by_gx else None
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0
         self._bytes = 0
@@ -267,37 +517,21 @@ class _StageCheck:
         return self._rows
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        for n in self.native:
+            self.validator._aggregate(self.table.name, self.stage, n).add_batch(n, batch)
         if self.definition is not None:
             self._pending.append(batch)
             self._rows += batch.num_rows
             self._bytes += batch.nbytes
-            if self.leader is None and (self._rows >= self.batch_rows or self._bytes >= self.batch_bytes):
+            if self._rows >= self.batch_rows or self._bytes >= self.batch_bytes:
                 self.finish()
         return batch
 
-    def _take(self) -> list[pa.RecordBatch]:
-        pending, self._pending, self._rows, self._bytes = self._pending, [], 0, 0
-        return pending
-
     def finish(self) -> None:
-        """Validate what is gathered (called at the end of the table, too).
-
-        A led source stage leaves its batches to its leader, which validates them in its own
-        ``finish`` (``GxValidator.finish`` fails when a leader never did).
-        """
-        if self.leader is not None:
-            return
-        mine = self._take()
-        follower = self.follower
-        raw = follower._take() if follower is not None else []
-        if mine and len(raw) == len(mine) and all(a is b for a, b in zip(raw, mine, strict=True)):
-            both = self.validator._definition(self.table, BOTH)
-            self.validator._run(self.table.name, BOTH, both, _frame(mine))
-            return
-        if raw and follower is not None:
-            self.validator._run(self.table.name, SOURCE, follower.definition, _frame(raw))
-        if mine:
-            self.validator._run(self.table.name, self.stage, self.definition, _frame(mine))
+        """Let GX validate what is gathered (called at the end of the table, too)."""
+        pending, self._pending, self._rows, self._bytes = self._pending, [], 0, 0
+        if pending:
+            self.validator._run(self.table.name, self.stage, self.definition, _frame(pending))
 
 
 def _frame(batches: list[pa.RecordBatch]) -> Any:
@@ -306,69 +540,88 @@ def _frame(batches: list[pa.RecordBatch]) -> Any:
 
 @dataclass
 class GxValidator:
+    """The minimization gate of one run: the tables' GX suites, evaluated batch by batch.
+
+    ``native=False`` has GX's pandas engine evaluate every expectation on frames (the reference
+    the Arrow metrics are tested against, and the bench's ``validation_gx`` case).
+    Nothing of GX is imported until an expectation needs GX's engine or ``finish`` writes the
+    results, so a backup worker process that only computes Arrow metrics never loads it.
+    """
+
     policy: Policy
     out_dir: Path
     tables: Sequence[str] | None = None
     aggregates: dict[tuple[str, str, str], _Agg] = field(default_factory=dict)
     reference_violations: list[dict[str, Any]] = field(default_factory=list)
+    native: bool = True
 
     def __post_init__(self) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-        from great_expectations.execution_engine import pandas_execution_engine
-
-        # GX fingerprints every in-memory batch (hash_pandas_dataframe, ~6% of a backup) for a
-        # batch marker this project never reads; frames above the threshold are not hashed.
-        pandas_execution_engine.HASH_THRESHOLD = 0
-
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
         self.out_dir = Path(self.out_dir)
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self._source = self.context.data_sources.add_pandas("lomevexi_batches")
         self._suites = {t.name: load_suite_json(t.name) for t in self.policy.backup_tables
                         if self.tables is None or t.name in self.tables}
-        self._definitions: dict[tuple[str, str], Any] = {}
-        #: source stages waiting for their table's backup stage to lead them
-        self._unled: dict[str, _StageCheck] = {}
-        self._led: list[_StageCheck] = []
+        self._definitions: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+        self._gx: tuple[Any, Any] | None = None
 
-    def _definition(self, table: Table, stage: str) -> Any:
+    def _context(self) -> tuple[Any, Any]:
+        """The ephemeral GX context and its pandas data source (made once, on first use)."""
+        if self._gx is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+            from great_expectations.execution_engine import pandas_execution_engine
+
+            # GX fingerprints every in-memory batch (hash_pandas_dataframe, ~6% of a backup) for
+            # a batch marker this project never reads; frames above the threshold are not hashed.
+            pandas_execution_engine.HASH_THRESHOLD = 0
+            logging.getLogger("great_expectations").setLevel(logging.WARNING)
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self._gx = (context, context.data_sources.add_pandas("lomevexi_batches"))
+        return self._gx
+
+    @property
+    def context(self) -> Any:
+        return self._context()[0]
+
+    def _definition(self, table: Table, stage: str, keys: Sequence[str]) -> Any:
+        """The GX validation definition of ``stage``'s expectations ``keys`` on ``table``."""
         import great_expectations as gx
 
-        key = (table.name, stage)
+        key = (table.name, stage, tuple(keys))
         if key not in self._definitions:
-            suite = build_suite(self._suites[table.name], stage)
-            if not suite.expectations:
-                self._definitions[key] = None
-                return None
-            suite = self.context.suites.add(suite)
-            asset = self._source.add_dataframe_asset(f"{table.name}.{stage}")
+            context, source = self._context()
+            name = f"{table.name}.{stage}.{len(self._definitions)}"
+            suite = context.suites.add(build_suite(self._suites[table.name], stage, keys))
+            asset = source.add_dataframe_asset(name)
             batch_def = asset.add_batch_definition_whole_dataframe("batch")
-            self._definitions[key] = self.context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{table.name}.{stage}", data=batch_def, suite=suite)
+            self._definitions[key] = context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch_def, suite=suite)
             )
         return self._definitions[key]
 
+    def _aggregate(self, table: str, stage: str, n: Native) -> _Agg:
+        k = (table, stage, n.key)
+        agg = self.aggregates.get(k)
+        if agg is None:
+            agg = self.aggregates[k] = _Agg(n.type, n.kwargs, n.meta, stage, engine="arrow")
+        return agg
+
     def _run(self, table: str, stage: str, definition: Any, frame: Any) -> None:
-        """One GX run of ``stage``'s suite (``BOTH``: each result counts for each stage it is in)."""
+        """One GX run of ``stage``'s GX-evaluated expectations on a frame."""
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
         # GX keeps the last batch of every asset (with its frame) in the engine's batch cache;
         # release it now, or every table's last frame stays in memory until the end
-        batches = self._source.get_execution_engine().batch_manager
+        batches = self._context()[1].get_execution_engine().batch_manager
         batches.reset_batch_cache()
         batches.batch_data_cache.clear()
         for r in result.results:
             cfg = r.expectation_config
             meta = dict(cfg.meta or {})
-            stages = [s for s in (SOURCE, BACKUP) if s in expectation_stages(meta)] if stage == BOTH else [stage]
-            for s in stages:
-                k = (table, s, meta.get("key", cfg.type))
-                agg = self.aggregates.get(k)
-                if agg is None:
-                    kwargs = {kk: v for kk, v in cfg.kwargs.items() if kk != "batch_id"}
-                    agg = self.aggregates[k] = _Agg(cfg.type, kwargs, meta, s)
-                agg.add(r)
+            k = (table, stage, meta.get("key", cfg.type))
+            agg = self.aggregates.get(k)
+            if agg is None:
+                kwargs = {kk: v for kk, v in cfg.kwargs.items() if kk != "batch_id"}
+                agg = self.aggregates[k] = _Agg(cfg.type, kwargs, meta, stage)
+            agg.add(r)
 
     # -- results of other processes -----------------------------------------------------------
     def take(self, table: str) -> dict[tuple[str, str, str], _Agg]:
@@ -387,53 +640,44 @@ class GxValidator:
 
     # -- BatchCheck factories --------------------------------------------------------------
     def source_stage(self, table: Table) -> _StageCheck:
-        """The source stage's check; the table's next ``backup_stage`` leads it (see _StageCheck)."""
-        check = _StageCheck(self, table, SOURCE)
-        if check.definition is not None:
-            self._unled[table.name] = check
-        return check
+        """The source stage: what the store holds, before masking."""
+        return _StageCheck(self, table, SOURCE)
 
     def backup_stage(self, table: Table) -> _StageCheck:
-        """The backup stage's check, leading the table's source stage check made before it, if any."""
-        check = _StageCheck(self, table, BACKUP)
-        source = self._unled.pop(table.name, None)
-        if source is not None and check.definition is not None:
-            check.follower, source.leader = source, check
-            self._led.append(source)
-        return check
+        """The backup stage: the rows about to be written (masked)."""
+        return _StageCheck(self, table, BACKUP)
+
+    def _run_on_empty(self, table: Table, stage: str, schema: pa.Schema) -> None:
+        check = _StageCheck(self, table, stage)
+        check.process(pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema))
+        check.finish()
 
     def check_source_columns(self, table: Table, present: Sequence[str]) -> None:
-        """The exact column set, checked on what the store has (an empty frame of its columns)."""
-        import pandas as pd
+        """The source stage on the store's own column list (no rows): the exact column set."""
+        from lomevexi_governance.source import arrow_schema
 
-        definition = self._definition(table, SOURCE)
-        if definition is None:
-            return
-        self._run(table.name, SOURCE, definition, pd.DataFrame({c: pd.Series([], dtype="object") for c in present}))
+        known = arrow_schema(table)
+        fields = [known.field(c) if c in known.names else pa.field(c, pa.string()) for c in present]
+        self._run_on_empty(table, SOURCE, pa.schema(fields))
 
     def cover_empty(self, table: Table) -> None:
-        """A table with no rows still gets its backup-stage suite run (on an empty frame)."""
+        """A table with no rows still gets its backup-stage suite run (on an empty batch)."""
         if any(t == table.name and stage == BACKUP for (t, stage, _k) in self.aggregates):
             return
-        definition = self._definition(table, BACKUP)
-        if definition is not None:
-            from lomevexi_governance.source import arrow_schema
+        from lomevexi_governance.source import arrow_schema
 
-            self._run(table.name, BACKUP, definition, arrow_schema(table).empty_table().to_pandas())
+        self._run_on_empty(table, BACKUP, arrow_schema(table))
 
     # -- results -----------------------------------------------------------------------------
     def finish(self, *, extra_columns: dict[str, list[str]], reference_violations: list[dict[str, Any]] | None = None,
                run_name: str = "run") -> dict[str, Any]:
-        unvalidated = sorted({c.table.name for c in self._led if c.pending_rows})
-        if unvalidated:
-            raise RuntimeError(
-                "Great Expectations never validated the source stage of the last batches of "
-                f"{', '.join(unvalidated)}: the backup stage that leads it was not finished"
-            )
+        for agg in self.aggregates.values():
+            agg.decide()
         self.reference_violations = list(reference_violations or [])
         failed = [
             {"table": t, "column": a.column(), "expectation": a.type, "key": a.meta.get("key"), "stage": stage,
              "unexpected_count": a.unexpected_count, "element_count": a.element_count}
+            | ({"error": a.error} if a.error else {})
             for (t, stage, _k), a in sorted(self.aggregates.items())
             if not a.success
         ]
@@ -458,6 +702,9 @@ class GxValidator:
         summary = {
             "success": success,
             "engine": "great_expectations",
+            # how the metrics were computed: on Arrow batches (GX decided from them) or by GX's
+            # pandas engine on frames; expectations per way, over every table and stage
+            "metrics_by": dict(sorted(Counter(a.engine for a in self.aggregates.values()).items())),
             "tables": per_table,
             "failed": failed,
             "extraneous_columns": extra_columns,
@@ -517,6 +764,7 @@ class GxValidator:
                             "unsuccessful_expectations": evaluated - ok,
                             "success_percent": 100.0 * ok / evaluated if evaluated else 100.0},
                 meta={"table": t, "stage": stage, "batches": max(a.batches for a in aggs),
+                      "metrics_by": dict(sorted(Counter(a.engine for a in aggs).items())),
                       "run_id": RunIdentifier(run_name=run_name, run_time=run_time)},
             )
             path = out_dir / "results" / f"{t}.{stage}.json"

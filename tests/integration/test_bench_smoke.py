@@ -39,7 +39,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     [scale] = result["scales"]
     assert scale["orders"] == 300 and scale["store"]["rows"]["orders"] == 300
     markdown, svg = md_path.read_text(), svg_path.read_text()
-    for case in bench_run.CASE_IDS:
+    for case in bench_run.DEFAULT_CASES:
         summary = scale["cases"][case]
         assert summary["runs_ok"] == 1 and not summary["errors"], (case, summary["errors"])
         assert summary["median_s"] > 0 and summary["peak_rss_mb"] > 0, case
