@@ -101,7 +101,9 @@ class TextMatcher:
         #: the array patterns run on: the distinct values, or the rows themselves
         self._values = self._encoded.dictionary if self._encoded is not None else arr
         self._hits: dict[str, np.ndarray] = {}  # pattern -> matches over ``_values`` (bool)
-        self._cards: pa.BooleanArray | None = None
+        self._sets: dict[tuple[Any, ...], pa.BooleanArray] = {}  # value set -> ``_values`` in it
+        self._cards: np.ndarray | None = None  # card numbers over ``_values``
+        self._frequencies: np.ndarray | None = None  # rows per distinct value (dictionary path)
 
     def _values_matching(self, pattern: str) -> np.ndarray:
         hits = self._hits.get(pattern)
@@ -130,33 +132,100 @@ class TextMatcher:
     def any(self, pattern: str) -> bool:
         return bool(self._values_matching(pattern).any())
 
+    def _in(self, values: Sequence[Any]) -> pa.BooleanArray:
+        key = tuple(values)
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = pc.fill_null(
+                pc.is_in(self._values, value_set=pa.array(values, type=self.arr.type)), False)
+        return found
+
     def is_in(self, values: Sequence[Any]) -> pa.BooleanArray:
         """Rows whose value is one of ``values`` (nulls: False), through the distinct values."""
-        found = pc.is_in(self._values, value_set=pa.array(values, type=self.arr.type))
+        found = self._in(values)
         if self._encoded is not None:
-            found = pc.take(found, self._encoded.indices)
-        return pc.fill_null(found, False)
+            return pc.fill_null(pc.take(found, self._encoded.indices), False)
+        return found
 
-    def cards(self) -> pa.BooleanArray:
-        """Rows holding a payment-card number (:func:`find_cards`): the RE2 prefilter, then the
-        exact check (groupings, Luhn) on the few candidates, each distinct value once."""
+    def _rows(self, hits: np.ndarray | pa.BooleanArray) -> int:
+        """How many rows have a value marked in ``hits`` (one flag per value of ``_values``)."""
+        flags = hits if isinstance(hits, np.ndarray) else np.asarray(hits.to_numpy(zero_copy_only=False), dtype=bool)
+        if self._encoded is None:
+            return int(np.count_nonzero(flags))
+        if self._frequencies is None:
+            indices = pc.fill_null(self._encoded.indices, len(self._values)).to_numpy(zero_copy_only=False)
+            self._frequencies = np.bincount(indices, minlength=len(self._values) + 1)[: len(self._values)]
+        return int(self._frequencies[flags].sum())
+
+    def count(self, pattern: str) -> int:
+        """Rows matching ``pattern`` (without building the per-row result)."""
+        return self._rows(self._values_matching(pattern))
+
+    def count_in(self, values: Sequence[Any]) -> int:
+        """Rows whose value is one of ``values``."""
+        return self._rows(self._in(values))
+
+    def count_cards(self) -> int:
+        """Rows holding a payment-card number."""
+        return self._rows(self._card_values())
+
+    def _card_values(self) -> np.ndarray:
         if self._cards is None:
             hits = np.zeros(len(self._values), dtype=bool)
             candidates = np.flatnonzero(self._values_matching(CARD_CANDIDATE))
             if len(candidates):
                 texts = self._values.take(pa.array(candidates)).to_pylist()
                 hits[candidates] = [bool(find_cards(t)) for t in texts]
-            found = pa.array(hits)
-            if self._encoded is not None:
-                found = pc.fill_null(pc.take(found, self._encoded.indices), False)
-            self._cards = found
+            self._cards = hits
         return self._cards
+
+    def cards(self) -> pa.BooleanArray:
+        """Rows holding a payment-card number (:func:`find_cards`): the RE2 prefilter, then the
+        exact check (groupings, Luhn) on the few candidates, each distinct value once."""
+        found = pa.array(self._card_values())
+        if self._encoded is not None:
+            return pc.fill_null(pc.take(found, self._encoded.indices), False)
+        return found
+
+
+#: rows per block of the block-wise search (see :func:`_regex`)
+BLOCK_ROWS = 512
+#: above this share of blocks with a match, the rows are matched one by one
+BLOCK_HIT_SHARE = 0.25
+_ANCHORS = ("^", "$", "\\A", "\\z", "\\b", "\\B", "(?m")
 
 
 def _regex(values: pa.Array, pattern: str) -> np.ndarray:
-    """Whether each value contains a match of ``pattern`` (RE2; nulls: False)."""
-    found = pc.fill_null(pc.match_substring_regex(values, pattern), False)
-    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    """Whether each value contains a match of ``pattern`` (RE2; nulls: False).
+
+    A pattern without anchors or word boundaries is first searched block-wise: each block of
+    :data:`BLOCK_ROWS` consecutive values is searched as one string, their bytes back to back in
+    the array's own data buffer (no copy). A value holding a match makes its block match, so a
+    block without a match holds no matching value; RE2 then scans about 1-2 ns a byte instead of
+    paying its ~50 ns call per value. Only blocks with a match (which may also come from a match
+    spanning two values) are searched value by value.
+    """
+    n = len(values)
+    if (n >= 2 * BLOCK_ROWS and pa.types.is_string(values.type) and values.buffers()[2] is not None
+            and not any(a in pattern for a in _ANCHORS)):
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+        starts = np.arange(0, n, BLOCK_ROWS)
+        bounds = np.append(offsets[starts], offsets[n]).astype(np.int32)
+        blocks = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(bounds), values.buffers()[2]])
+        hit = _flags(pc.match_substring_regex(blocks, pattern))
+        if not hit.any():
+            return np.zeros(n, dtype=bool)
+        if hit.mean() <= BLOCK_HIT_SHARE:  # the rows of those blocks, in one call (RE2 compiles per call)
+            rows = (np.flatnonzero(hit)[:, None] * BLOCK_ROWS + np.arange(BLOCK_ROWS)).ravel()
+            rows = rows[rows < n]
+            out = np.zeros(n, dtype=bool)
+            out[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), pattern))
+            return out
+    return _flags(pc.match_substring_regex(values, pattern))
+
+
+def _flags(found: pa.BooleanArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 #: how many batches per thread keep their matchers: a batch and its masked copy
@@ -332,12 +401,14 @@ class ContentScanner:
                 self.result.hit(col.name, "not_null", *self._keys(batch, pc.is_null(arr)))
             if col.values is not None:
                 if col.type == "string":
-                    known = matcher_for(batch, col.name).is_in(col.values)
+                    text = matcher_for(batch, col.name)
+                    if text.count_in(col.values) < len(arr) - arr.null_count:
+                        bad = pc.and_(pc.is_valid(arr), pc.invert(text.is_in(col.values)))
+                        self.result.hit(col.name, "value_set", *self._keys(batch, bad))
                 else:
-                    known = pc.fill_null(pc.is_in(arr, value_set=pa.array(col.values)), False)
-                bad = pc.and_(pc.is_valid(arr), pc.invert(known))
-                if pc.any(bad).as_py():
-                    self.result.hit(col.name, "value_set", *self._keys(batch, bad))
+                    bad = pc.and_(pc.is_valid(arr), pc.invert(pc.is_in(arr, value_set=pa.array(col.values))))
+                    if pc.any(bad).as_py():
+                        self.result.hit(col.name, "value_set", *self._keys(batch, bad))
             if col.min is not None:
                 bad = pc.less(arr, col.min)
                 if pc.any(bad).as_py():
@@ -351,11 +422,9 @@ class ContentScanner:
                 masked = True
                 text = TextMatcher(arr)
             columns[col.name] = arr
-            if col.format in FORMATS:
-                ok = text.matches(FORMATS[col.format])
-                bad = pc.and_(pc.is_valid(arr), pc.invert(ok))
-                if pc.any(bad).as_py():
-                    self.result.hit(col.name, f"format_{col.format}", *self._keys(batch, bad))
+            if col.format in FORMATS and text.count(FORMATS[col.format]) < len(arr) - arr.null_count:
+                bad = pc.and_(pc.is_valid(arr), pc.invert(text.matches(FORMATS[col.format])))
+                self.result.hit(col.name, f"format_{col.format}", *self._keys(batch, bad))
             if (self.table.name, col.name) != EMAIL_COLUMN and col.sensitivity != "communication":
                 if text.any(EMAIL_ANYWHERE):
                     self.result.hit(col.name, "email_outside_customers_email",

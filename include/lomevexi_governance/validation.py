@@ -1,17 +1,24 @@
-"""The minimization gate: Great Expectations suites run on the data of every backup.
+"""The minimization gate: Great Expectations suites decided on the data of every backup.
 
 * One Expectation Suite per backed-up table, as GX 1.x JSON in ``expectations/`` (reviewed like
   code; ``python -m lomevexi_governance.validation generate`` rewrites them from the policy and a
   test fails when they drift apart).
 * Every expectation carries ``meta.stage``: ``source`` expectations run on what the store holds
   (the exact column set, and "no card numbers" on the raw batch, before masking); ``backup``
-  expectations run on the data about to be written (after masking). Each batch is validated as
-  it streams through, so validation holds one batch at a time; results are summed per
-  expectation over all batches.
+  expectations run on the data about to be written (after masking). Each batch is checked as
+  it streams through, so validation holds one batch at a time.
+* Metrics in Arrow, verdicts by GX: for the expectation types the suites use, each batch's
+  metrics (rows, nulls, unexpected rows) are counted on the Arrow batch, sharing the content
+  scan's regex passes, and summed per expectation; at the end GX's own ``_validate`` decides each
+  expectation from the totals, and GX writes the validation results and Data Docs. Any other
+  expectation (another type, other arguments, a regex without an exact RE2 form) is evaluated by
+  GX's pandas engine on bounded frames, as every expectation once was. ``GxValidator(native=False)``
+  evaluates everything that way; a test holds both ways to the same counts and verdicts.
 * Results keep counts only: GX's ``partial_unexpected_list`` and every other value-bearing field
   are dropped by a whitelist before anything is stored (no customer value in results, Data Docs,
   logs or XCom). Offending rows are identified by primary key in the content scan's report.
-* One ephemeral GX context per validator (no shared ``gx/`` folder); analytics off.
+* One ephemeral GX context per validator (no shared ``gx/`` folder), made on first use; analytics
+  off.
 """
 
 from __future__ import annotations
@@ -318,7 +325,7 @@ class Native:
         if self.type == "expect_column_values_to_not_be_null":
             return rows, 0, nulls
         if self.type == "expect_column_values_to_be_in_set":
-            known = int(pc.sum(matcher_for(batch, name).is_in(kw["value_set"])).as_py() or 0)
+            known = matcher_for(batch, name).count_in(kw["value_set"])
             return rows, nulls, rows - nulls - known
         if self.type == "expect_column_values_to_be_between":
             tests = []
@@ -330,11 +337,11 @@ class Native:
             return rows, nulls, rows - nulls - int(pc.fill_null(inside, False).true_count)
         matcher = matcher_for(batch, name)
         if self.type == "expect_column_values_to_match_regex":
-            return rows, nulls, rows - nulls - int(matcher.matches(self.pattern).true_count)
+            return rows, nulls, rows - nulls - matcher.count(self.pattern)
         if self.type == "expect_column_values_to_not_match_regex":
-            return rows, nulls, int(matcher.matches(self.pattern).true_count)
+            return rows, nulls, matcher.count(self.pattern)
         if self.type == CARD_EXPECTATION:
-            return rows, nulls, int(matcher.cards().true_count)
+            return rows, nulls, matcher.count_cards()
         raise AssertionError(self.type)
 
 

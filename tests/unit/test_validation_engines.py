@@ -237,3 +237,24 @@ def test_patterns_without_an_exact_re2_form_stay_with_gx(regex):
     from lomevexi_governance.validation import re2_pattern
 
     assert re2_pattern(regex) is None
+
+
+def test_block_wise_search_finds_exactly_the_rows_a_row_wise_search_finds():
+    """Blocks without a match are skipped; blocks with one (or with a match spanning two values)
+    are searched row by row; anchored patterns always go row by row."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from lomevexi_governance.scan import BLOCK_ROWS, CARD_CANDIDATE, CARD_OR_EMAIL, EMAIL_ANYWHERE, FORMATS, _regex
+
+    rng = random.Random(7)
+    clean = ["山田 花子", "東京都港区", "LMX-TP-0042", "", "090-1234-5678", "1234", "56789012"]
+    for hits in (0, 1, 3, 40, 600):
+        values = [rng.choice(clean) for _ in range(6 * BLOCK_ROWS + 17)]
+        for i in rng.sample(range(len(values)), hits):
+            values[i] = rng.choice(TEXTS)
+        values[5] = None
+        arr = pa.array(values).slice(3)  # an offset into the buffers, too
+        for pattern in (CARD_OR_EMAIL, CARD_CANDIDATE, EMAIL_ANYWHERE, FORMATS["jp_phone"]):
+            expected = np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False))
+            assert (_regex(arr, pattern) == expected).all(), (hits, pattern)
