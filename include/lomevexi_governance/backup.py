@@ -18,6 +18,7 @@ from typing import Any
 from lomevexi_governance import recovery_points as rp
 from lomevexi_governance.errors import ConfigurationError
 from lomevexi_governance.keys import KeyService
+from lomevexi_governance.pipeline import release_memory
 from lomevexi_governance.policy import Policy, Table
 from lomevexi_governance.scan import ContentScanner, ReferenceCheck
 from lomevexi_governance.settings import DatabaseTarget
@@ -168,6 +169,7 @@ def run_backup(
         reference_violations.extend(part.checks["references"])
     violations.extend(reference_violations)
     if validator:
+        release_memory()  # before GX is imported to write the results
         validation = validator.finish(extra_columns=extra, reference_violations=reference_violations, run_name=run_id)
     else:
         validation = {"success": not extra and not violations, "engine": "content-scan", "failed": []}

@@ -7,6 +7,7 @@ the same time as the Python-level checks on the current one.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Generator, Iterator
@@ -80,3 +81,17 @@ def prefetched(source: Iterator[T], depth: int = 2, name: str = "prefetch") -> G
             except queue.Empty:
                 pass
         thread.join()
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system: Arrow's allocator keeps what a table's buffers
+    used for the next allocation, and so does the C heap (between tables: the next may be
+    smaller; before a step that imports much, such as GX writing its results)."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)

@@ -39,6 +39,7 @@ from lomevexi_governance.crypto import encryption_properties, master_key_ids
 from lomevexi_governance.errors import IntegrityError, KeyMaterialError, NotFound
 from lomevexi_governance.keys import KeyService, public_key_fingerprint, verify_signature
 from lomevexi_governance.partitions import Partition, PartitionPlanner
+from lomevexi_governance.pipeline import release_memory
 from lomevexi_governance.policy import Policy, Table
 from lomevexi_governance.reports import dumps
 from lomevexi_governance.source import Snapshot, arrow_schema
@@ -374,6 +375,10 @@ def write_table(
     except BaseException:
         writer.abort()
         raise
+    # the table's buffers are free now; without this the allocators keep them for the next
+    # table (one process, 2M orders, one run each: peak RSS 763 -> 647 MB; at the end, when the
+    # leader imports GX for the results, 724 -> about 420 MB)
+    release_memory()
     total = checksums.combine(checksums.from_hex(f["checksums"]) for f in files) if files else {}
     entry = {
         "rows": sum(f["rows"] for f in files),

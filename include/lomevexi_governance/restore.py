@@ -65,7 +65,7 @@ from lomevexi_governance.errors import (
     NotFound,
 )
 from lomevexi_governance.keys import KeyService
-from lomevexi_governance.pipeline import prefetched
+from lomevexi_governance.pipeline import prefetched, release_memory
 from lomevexi_governance.policy import Column, Policy, Table
 from lomevexi_governance.reports import read_json, run_report_dir, write_json_atomic, write_text_atomic
 from lomevexi_governance.settings import STORE_CONN_ID, DatabaseTarget, sqlite_target
@@ -135,15 +135,6 @@ def bounded_memory() -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: fixed, so no longer raised by frees
         libc.mallopt(-8, 2)  # M_ARENA_MAX: helper and Arrow threads share two heaps, not one each
-
-
-def release_memory() -> None:
-    """Give freed heap memory back to the system (between tables: the next may be smaller)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-        import ctypes.util
-
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 class _OrderedReader:
