@@ -47,8 +47,11 @@ CARD_CANDIDATE = (
 _CARD_RUN = re.compile(f"{_DIGIT}(?:{_SEP}?{_DIGIT})*")
 _GROUP = re.compile(_DIGIT + "+")
 
-#: One regex per format, valid for RE2 (pyarrow, this scan) and Python ``re`` (the GX suites), so
-#: both engines check exactly the same rule. No look-arounds: RE2 has none.
+#: One regex per format, valid for RE2 (pyarrow, this scan) and Python ``re`` (the GX suites). The
+#: two read ``\d`` and ``$`` differently: RE2 takes ASCII digits and the true end, Python any
+#: decimal digit and also the end before a final newline, so a full-width ``１２３-４５６７`` is a
+#: format violation in the scan's report but passes the GX expectation (whose Python reading the
+#: gate keeps, see ``validation.re2_pattern``). No look-arounds: RE2 has none.
 FORMATS: dict[str, str] = {
     # Japanese domestic numbers, hyphens optional: mobile/IP 050/070/080/090 (11 digits);
     # landlines (10 digits, area code of 1-4 digits after the 0, whose first three digits are

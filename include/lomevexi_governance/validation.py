@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import os
+import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -233,34 +236,61 @@ _NUMBER_TYPES = ("int64",)
 
 #: escapes whose meaning differs between Python's ``re`` (Unicode) and RE2 (ASCII) or that RE2
 #: lacks; a pattern using one is left to GX's engine
-_UNPORTABLE_ESCAPES = set("wWsSbBuUNpPgkxX0123456789")
+_UNPORTABLE_ESCAPES = set("wWsSbBuUNpPgkxXQECz0123456789")
+#: a repeat count with a leading zero: a count in Python, literal text in RE2
+_LEADING_ZERO_COUNT = re.compile(r"\{0\d|\{\d*,0\d")
+
+
+@functools.cache
+def _python_digits() -> str:
+    """Python's ``\\d`` (str patterns) as RE2 class ranges: every code point ``re`` takes for a
+    decimal digit in this Python's Unicode version (RE2's ``\\p{Nd}`` follows its own version)."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x110000):
+        if chr(cp).isdecimal():  # what ``re`` tests for ``\d`` (test_validation_engines checks)
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    return "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
 
 
 def re2_pattern(regex: str) -> str | None:
     """The RE2 pattern matching exactly what Python's ``re.search(regex, s)`` matches, as GX's
     pandas engine applies it (``str.contains``), or None when no simple translation exists.
 
-    Python's ``\\d`` is any Unicode decimal digit (RE2: ``\\p{Nd}``; RE2's ``\\d`` is ASCII only),
-    ``$`` also matches before a final newline (RE2: ``\\n?\\z``, which consumes it: harmless,
-    only the yes/no of a search is used) and ``\\Z`` is RE2's ``\\z``. Anything else that differs
-    or that RE2 cannot do (``\\w``, ``\\s``, ``\\b``, back-references, look-arounds, ``{,n}``)
-    returns None.
+    Python's ``\\d`` is any decimal digit of its Unicode tables (RE2's ``\\d`` is ASCII only), so
+    it becomes those code points; ``$`` also matches before a final newline, so a ``$`` that ends
+    the pattern or one of its top-level alternatives becomes ``\\n?\\z`` (which consumes that newline:
+    harmless at the end, where only the yes/no of a search is used); ``\\Z`` is RE2's ``\\z``.
+    Anything else that differs or that RE2 cannot do (``\\w``, ``\\s``, ``\\b``, back-references,
+    look-arounds, inline flags, ``{,n}``, counts with leading zeros, a ``$`` followed by more
+    pattern, ``\\D`` inside a set) returns None, as does a pattern Python itself rejects (GX
+    reports that as a failed expectation, as it always has).
     """
-    if "{," in regex or any(not regex.startswith("(?:", i) for i in _find_all(regex, "(?")):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "possible nested set": refused below
+            re.compile(regex)
+    except re.error:
+        return None
+    if "{," in regex or _LEADING_ZERO_COUNT.search(regex) or any(
+            not regex.startswith("(?:", i) for i in _find_all(regex, "(?")):
         return None  # look-arounds, named groups, inline flags (``(?a)`` makes ``\\d`` ASCII)
     out: list[str] = []
-    i, in_class = 0, False
+    i, in_class, depth = 0, False, 0
     while i < len(regex):
         ch = regex[i]
         if ch == "\\":
-            if i + 1 >= len(regex):
+            nxt = regex[i + 1]  # re.compile rejects a trailing backslash
+            if nxt in _UNPORTABLE_ESCAPES or (in_class and nxt in "DZ"):
                 return None
-            nxt = regex[i + 1]
-            if nxt in _UNPORTABLE_ESCAPES:
-                return None
-            out.append({"d": "\\p{Nd}", "D": "\\P{Nd}", "Z": "\\z"}.get(nxt, ch + nxt))
-            if nxt == "Z" and in_class:
-                return None
+            if nxt == "d":
+                out.append(_python_digits() if in_class else f"[{_python_digits()}]")
+            elif nxt == "D":
+                out.append(f"[^{_python_digits()}]")
+            else:
+                out.append("\\z" if nxt == "Z" else ch + nxt)
             i += 2
             continue
         if in_class:
@@ -277,8 +307,14 @@ def re2_pattern(regex: str) -> str | None:
                 continue
             out.append(ch)
         elif ch == "$":
+            # only where nothing can follow it: the pattern's end (after closing groups), or
+            # the end of a top-level alternative
+            rest = regex[i + 1 :]
+            if rest.strip(")") and not (depth == 0 and rest.startswith("|")):
+                return None
             out.append("(?:\\n?\\z)")
         else:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
             out.append(ch)
         i += 1
     if in_class:
@@ -363,9 +399,11 @@ def native(e: dict[str, Any], table: Table) -> Native | None:
         if ctype != "string" or not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             return None
     elif n.type == "expect_column_values_to_be_between":
-        bounds = [kwargs.get("min_value"), kwargs.get("max_value")]
-        if ctype not in _NUMBER_TYPES or not all(b is None or type(b) in (int, float) for b in bounds):
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if ctype not in _NUMBER_TYPES or not all(b is None or type(b) in (int, float) for b in (low, high)):
             return None
+        if (low is None and high is None) or (low is not None and high is not None and low > high):
+            return None  # GX rejects these arguments: its own engine reports them
     elif n.type in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
         regex = kwargs.get("regex")
         pattern = re2_pattern(regex) if isinstance(regex, str) else None
@@ -445,6 +483,9 @@ class _Agg:
             verdicts = [expectation._validate({"table.columns": c}, runtime_configuration=options)
                         for c in self.observed_columns or [[]]]
             self.success = all(bool(v["success"]) for v in verdicts)
+            # column names only, as GX reports them (of a failing column list, if any)
+            shown = next((v for v in verdicts if not v["success"]), verdicts[-1])
+            self.observed = (shown.get("result") or {}).get("observed_value", self.observed)
             return
         metrics = {
             "table.row_count": self.element_count,

@@ -216,6 +216,7 @@ print("ok")
     *__import__("lomevexi_governance.scan", fromlist=["FORMATS"]).FORMATS.values(),
     __import__("lomevexi_governance.scan", fromlist=["EMAIL_ANYWHERE"]).EMAIL_ANYWHERE,
     r"^\d+$", r"[\d-]{3}\Z", r"\D", r"^(?:LMX)-\d{8}-\d{6}$", r"[^0-9]", r"a|b$", r"\$\d", r"[$]",
+    r"^1$|^\d{4}$", r"(?:\d{3}-)+\d$", r"\d{2,}?",
 ])
 def test_re2_patterns_match_what_python_matches(regex):
     import re
@@ -231,8 +232,13 @@ def test_re2_patterns_match_what_python_matches(regex):
     assert ours == [re.search(regex, t) is not None for t in texts]
 
 
-@pytest.mark.parametrize("regex", [r"\w+", r"\s", r"\bx", r"(?i)x", r"(?a)\d", r"(?=a)", r"(a)\1", r"a{,3}",
-                                   r"a*+", r"[[a]]", "x\\"])
+@pytest.mark.parametrize("regex", [
+    r"\w+", r"\s", r"\bx", r"(?i)x", r"(?a)\d", r"(?=a)", r"(a)\1", r"a{,3}", r"a*+", r"[[a]]", "x\\",
+    # a count with a leading zero is a count in Python, text in RE2; a ``$`` something may follow
+    r"^\d{04}$", r"a{1,02}", r"a$\n", r"a$[^x]", r"((a$)|c)\n", r"(a$)|b", r"[\D]",
+    # what Python itself rejects (GX reports it failing): RE2 would accept these
+    r"a\z", r"\Qa.b\E", r"[\d-z]", r"^*",
+])
 def test_patterns_without_an_exact_re2_form_stay_with_gx(regex):
     from lomevexi_governance.validation import re2_pattern
 
@@ -258,3 +264,34 @@ def test_block_wise_search_finds_exactly_the_rows_a_row_wise_search_finds():
         for pattern in (CARD_OR_EMAIL, CARD_CANDIDATE, EMAIL_ANYWHERE, FORMATS["jp_phone"]):
             expected = np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False))
             assert (_regex(arr, pattern) == expected).all(), (hits, pattern)
+
+
+def test_a_digit_is_what_pythons_re_takes_for_one():
+    """RE2's own ``\\p{Nd}`` follows a newer Unicode than this Python's ``re``: not used."""
+    import re
+
+    import pyarrow.compute as pc
+
+    from lomevexi_governance.validation import re2_pattern
+
+    candidates = [chr(cp) for cp in range(0x110000) if chr(cp).isdecimal() or unicodedata_nd(cp)]
+    candidates += ["a", "٫", "²", "①", "十"]
+    pattern = re2_pattern(r"^\d$")
+    assert pattern is not None
+    ours = pc.match_substring_regex(pa.array(candidates), pattern).to_pylist()
+    assert ours == [re.search(r"^\d$", c) is not None for c in candidates]
+
+
+def unicodedata_nd(cp: int) -> bool:
+    return 0x11F50 <= cp <= 0x11F59 or 0x1E4F0 <= cp <= 0x1E4F9  # Nd in RE2's tables, not in Python 3.11's
+
+
+@pytest.mark.parametrize(("kwargs", "is_native"), [
+    ({"min_value": 0}, True), ({"max_value": 3, "strict_max": True}, True), ({}, False),
+    ({"min_value": 5, "max_value": 1}, False), ({"min_value": "0"}, False), ({"min_value": True}, False),
+])
+def test_between_arguments_gx_rejects_stay_with_gx(policy, kwargs, is_native):
+    from lomevexi_governance.validation import native
+
+    e = {"type": "expect_column_values_to_be_between", "kwargs": {"column": "quantity", **kwargs}}
+    assert (native(e, policy.tables["order_items"]) is not None) is is_native
