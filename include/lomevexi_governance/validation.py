@@ -45,12 +45,10 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 from lomevexi_governance.policy import Policy, Table, load_policy
 from lomevexi_governance.reports import write_json_atomic
 from lomevexi_governance.scan import (
-    CARD_CANDIDATE,
     EMAIL_ANYWHERE,
     EMAIL_COLUMN,
     FORMATS,
     TextMatcher,
-    find_cards,
     matcher_for,
 )
 
@@ -58,8 +56,6 @@ log = logging.getLogger(__name__)
 
 EXPECTATIONS_ENV = "GOVERNANCE_EXPECTATIONS_DIR"
 SOURCE, BACKUP = "source", "backup"
-#: the suite of a table's two stages together, for frames the content scan left untouched
-BOTH = "source+backup"
 #: BASIC: counts only (SUMMARY adds value counts of unexpected values and a per-row index
 #: query, both value-bearing and together about a quarter of GX's time)
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "return_unexpected_index_query": False}
@@ -153,15 +149,10 @@ def _register_card_expectation() -> None:
             import numpy as np
             import pandas as pd
 
-            text = column.astype("string")
-            # the RE2 prefilter on the column's Arrow data (per distinct value when it repeats
-            # itself), then the exact check (groupings, Luhn) on the few candidates
-            found = TextMatcher(pa.array(text.array)).matches(CARD_CANDIDATE)
-            candidates = np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
-            ok = pd.Series(~candidates, index=column.index)
-            if candidates.any():
-                ok[candidates] = [not find_cards(v) for v in text[candidates]]
-            return ok
+            # the same check as the Arrow metrics: the RE2 prefilter on the column's Arrow data
+            # (per distinct value when it repeats itself), then the exact check (groupings, Luhn)
+            found = TextMatcher(pa.array(column.astype("string").array)).cards()
+            return pd.Series(~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool), index=column.index)
 
     class ExpectColumnValuesToNotContainCardNumber(ColumnMapExpectation):
         """Expect no payment-card number (13-19 digits passing Luhn, spaces/hyphens allowed)."""
@@ -184,15 +175,14 @@ def expectation_key(e: dict[str, Any]) -> str:
 
 
 def build_suite(data: dict[str, Any], stage: str, keys: Sequence[str] | None = None) -> Any:
-    """The GX suite of one stage (``SOURCE``, ``BACKUP``) or of both (``BOTH``); ``keys`` keeps
+    """The GX suite of one stage (``SOURCE``, ``BACKUP``); ``keys`` keeps
     only those expectations (the ones Great Expectations evaluates on frames, see :func:`native`)."""
     import great_expectations as gx
 
-    wanted = {SOURCE, BACKUP} if stage == BOTH else {stage}
     expectations = [
         gx_expectation(e)
         for e in data["expectations"]
-        if wanted & set(expectation_stages(e.get("meta"))) and (keys is None or expectation_key(e) in keys)
+        if stage in expectation_stages(e.get("meta")) and (keys is None or expectation_key(e) in keys)
     ]
     return gx.ExpectationSuite(name=f"{data['name']}.{stage}", expectations=expectations, meta=data.get("meta"))
 
@@ -559,10 +549,6 @@ class _StageCheck:
         self._pending: list[pa.RecordBatch] = []
         self._rows = 0
         self._bytes = 0
-
-    @property
-    def pending_rows(self) -> int:
-        return self._rows
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         for n in self.native:
