@@ -161,6 +161,21 @@ def test_a_column_the_data_lacks_fails_its_expectations(policy, tmp_path):
     failed = {f["key"]: f for f in summary["failed"]}
     assert set(failed) == {"columns", "body.no_card_number"}
     assert failed["body.no_card_number"]["error"] == "column 'body' is not in the data"
+    # the column set's result shows the store's columns (names only), as GX reports them
+    observed = validator.aggregates["service_tickets", SOURCE, "columns"].observed
+    assert set(observed) == set(table.column_names) - {"body"}
+
+
+def test_matchers_are_shared_by_batch_object_and_forgotten_on_request(policy):
+    table = policy.tables["orders"]
+    batch = _batch(table, 5, random.Random(3))
+    same = scan.matcher_for(batch, "city")
+    assert scan.matcher_for(batch, "city") is same
+    assert scan.matcher_for(_batch(table, 5, random.Random(3)), "city") is not same  # equal data, other batch
+    scan.forget_matchers()
+    assert scan.matcher_for(batch, "city") is not same
+    scan.forget_matchers()
+    assert not scan._matchers.entries
 
 
 def test_the_scan_and_both_stages_run_each_pattern_once_per_batch_and_column(policy, monkeypatch):
