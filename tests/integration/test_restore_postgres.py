@@ -6,6 +6,7 @@ The local PostgreSQL at 127.0.0.1:5432 is required: a test fails (never skips) w
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import sqlite3
@@ -176,6 +177,17 @@ def test_postgresql_store_restores_into_a_drill_schema_exactly(base, databases):
         assert got == want, table.name  # every row, every allowed column, timestamps to the microsecond
         assert summary["tables"][table.name]["checksums"] == "ok"
     assert summary["tables"]["orders"]["live_store"]["rows_compared"] == summary["tables"]["orders"]["restored_rows"]
+    # one process: the tables load back to back, smallest first, each read back once it is loaded
+    state = base / "reports" / restore.DAG_ID / "manual__pg_keep" / "state"
+    loads = {t: json.loads((state / "restore" / f"{t}.json").read_text()) for t in summary["tables"]}
+    by_start = sorted(loads, key=lambda t: loads[t]["restore_started_at"])
+    manifest = rp.load_point(storage_for(str(base / "backups")), POINT, verify=False).manifest
+    assert by_start == restore.load_order(manifest, list(loads))
+    for before, after in itertools.pairwise(by_start):
+        assert loads[before]["restore_ended_at"] <= loads[after]["restore_started_at"], (before, after)
+    for t in loads:
+        checked = (state / "checked" / f"{t}.json").stat().st_mtime
+        assert checked >= dt.datetime.fromisoformat(loads[t]["restore_ended_at"]).timestamp(), t
     # the drill never touched anything outside its own schema
     import psycopg
 

@@ -139,6 +139,15 @@ def test_a_column_unknown_to_todays_policy_is_restored_as_recorded(policy):
     assert restore.recorded_schema(table).field("loyalty_tier").type == pa.string()
 
 
+def test_load_order_is_smallest_first_by_the_points_rows_then_by_name():
+    manifest = {"tables": {"orders": {"rows": 300}, "payments": {"rows": 310}, "customers": {"rows": 100},
+                           "legal_holds": {"rows": 0}, "shipments": {"rows": 300}}}
+    tables = ["customers", "legal_holds", "orders", "payments", "shipments"]
+    assert restore.load_order(manifest, tables) == ["legal_holds", "customers", "orders", "shipments", "payments"]
+    # only the drill's tables, whatever else the point holds
+    assert restore.load_order(manifest, ["payments", "orders"]) == ["orders", "payments"]
+
+
 def test_drill_schema_is_stable_per_run_and_never_a_store_name():
     assert restore.drill_schema("manual__1") == restore.drill_schema("manual__1")
     assert restore.drill_schema("manual__1") != restore.drill_schema("manual__2")
