@@ -109,7 +109,8 @@ def _die_with_parent(leader_pid: int) -> None:
 
 def worker_main() -> int:
     """A worker process: adopt the leader's snapshot, write tables until none are left."""
-    spec: WorkerSpec = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - our own leader, over a pipe
+    # unpickled from the pipe as it arrives: never the whole pickle and its objects at once
+    spec: WorkerSpec = pickle.load(sys.stdin.buffer)  # noqa: S301 - our own leader, over a pipe
     _die_with_parent(spec.leader_pid)
     from lomevexi_governance.backup import backup_table
 
@@ -164,26 +165,41 @@ def write_tables_in_parallel(
             log.warning("writing tables in one process: the backup cannot be handed to workers (%s)",
                         type(exc).__name__)
             return [backup_table(pw, snapshot, t, validator) for t in pw.scope]
-        return _run(pw, snapshot, workers, validator, spec, payload)
+        started = time.monotonic()
+        procs = _start(workers - 1, payload)
+        # the pickled work (the planner's facts: about 19 bytes an order) is the workers' now;
+        # kept here, it would be the leader's largest allocation for the whole backup
+        del payload
+        return _run(pw, snapshot, validator, spec, procs, started)
     finally:
         shutil.rmtree(exchange, ignore_errors=True)
 
 
-def _run(pw: rp.PointWrite, snapshot: Snapshot, workers: int, validator: Any, spec: WorkerSpec,
-         payload: bytes) -> list[rp.TablePart]:
+def _start(count: int, payload: bytes) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` worker processes, each handed ``payload`` through its stdin."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(count):
+            proc = subprocess.Popen(  # our own module, same interpreter
+                [sys.executable, "-m", "lomevexi_governance.backup_workers"], stdin=subprocess.PIPE, close_fds=True
+            )
+            procs.append(proc)
+            assert proc.stdin is not None
+            proc.stdin.write(payload)
+            proc.stdin.close()
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
+    return procs
+
+
+def _run(pw: rp.PointWrite, snapshot: Snapshot, validator: Any, spec: WorkerSpec,
+         procs: list[subprocess.Popen[bytes]], started: float) -> list[rp.TablePart]:
     from lomevexi_governance.backup import backup_table
 
     exchange, order = Path(spec.exchange), spec.order
-    started = time.monotonic()
-    procs = []
-    for _ in range(workers - 1):
-        proc = subprocess.Popen(  # our own module, same interpreter
-            [sys.executable, "-m", "lomevexi_governance.backup_workers"], stdin=subprocess.PIPE, close_fds=True
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(payload)
-        proc.stdin.close()
-        procs.append(proc)
     parts: dict[str, rp.TablePart] = {}
 
     def collect() -> None:
@@ -223,7 +239,7 @@ def _run(pw: rp.PointWrite, snapshot: Snapshot, workers: int, validator: Any, sp
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-    log.info("%d tables written by %d processes in %.1fs", len(parts), workers, time.monotonic() - started)
+    log.info("%d tables written by %d processes in %.1fs", len(parts), len(procs) + 1, time.monotonic() - started)
     return [parts[n] for n in [t.name for t in pw.scope]]
 
 
