@@ -13,7 +13,8 @@ times, round-robin (all cases once, then all again), each as its own process tre
 * wall time: ``time.monotonic()`` around the subprocess;
 * peak RSS: the sum of the RSS of the process and all its descendants, polled every 50 ms
   with psutil (PostgreSQL server backends are not in the tree: see bench/README.md);
-* CPU seconds of the tree (``wait4`` rusage), the host's CPU use and load average.
+* CPU seconds of the tree (``wait4`` rusage), the host's CPU seconds (the server's included) and load
+  average.
 
 It writes ``bench-<orders>-<time>.json`` (every run, exact commands), ``.md`` (tables, ratios,
 targets met / not met) and ``.svg`` (median wall time per case) under ``--out`` and prints the
@@ -147,6 +148,7 @@ class Measured:
     maxrss_single: int
     cpu_s: float
     host_cpu_busy_pct: float
+    host_cpu_s: float
     loadavg_before: tuple[float, float, float]
     samples: int
     timeline: list[tuple[int, int]] = field(default_factory=list)  # (second, max tree RSS in it)
@@ -159,6 +161,7 @@ class Measured:
             "maxrss_single_mb": round(self.maxrss_single / MB, 1),
             "cpu_s": round(self.cpu_s, 2),
             "host_cpu_busy_pct": round(self.host_cpu_busy_pct, 1),
+            "host_cpu_s": round(self.host_cpu_s, 2),
             "loadavg_before": [round(x, 2) for x in self.loadavg_before],
             "rss_samples": self.samples,
             "rss_timeline_mb": [[t, round(b / MB)] for t, b in self.timeline],
@@ -250,6 +253,7 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log_path: Path, timeout
         maxrss_single=usage.ru_maxrss * 1024,
         cpu_s=usage.ru_utime + usage.ru_stime,
         host_cpu_busy_pct=100.0 * busy / total if total > 0 else 0.0,
+        host_cpu_s=busy,
         loadavg_before=load,
         samples=samples,
         timeline=sorted(per_second.items()),
@@ -1157,6 +1161,24 @@ def _median(values: Sequence[float | int | None]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def _host_cpu_s(run: dict[str, Any], cpus: int | None) -> float | None:
+    """The whole host's CPU seconds during a run: every process, the case's and the PostgreSQL
+    server's (and anything else running on the machine). Runs recorded before ``host_cpu_s``
+    existed: from the host's busy share, the wall time and ``cpus``."""
+    if run.get("host_cpu_s") is not None:
+        return run["host_cpu_s"]
+    if run.get("host_cpu_busy_pct") is None or not run.get("wall_s") or not cpus:
+        return None
+    return round(run["host_cpu_busy_pct"] / 100 * cpus * run["wall_s"], 2)
+
+
+def _case_host_cpu(cases: dict[str, Any], case: str, cpus: int | None) -> float | None:
+    c = cases.get(case) or {}
+    if c.get("host_cpu_s") is not None:
+        return c["host_cpu_s"]
+    return _median([_host_cpu_s(r, cpus) for r in c.get("runs", []) if "error" not in r])
+
+
 def summarize_case(case: Case, runs: list[dict[str, Any]], scale: Scale) -> dict[str, Any]:
     ok = [r for r in runs if "error" not in r]
     wall = _median([r["wall_s"] for r in ok])
@@ -1188,6 +1210,7 @@ def summarize_case(case: Case, runs: list[dict[str, Any]], scale: Scale) -> dict
         "output_mb": round(size / MB, 1) if size is not None else None,
         "cpu_s": _median([r["cpu_s"] for r in ok]),
         "host_cpu_busy_pct": _median([r["host_cpu_busy_pct"] for r in ok]),
+        "host_cpu_s": _median([_host_cpu_s(r, os.cpu_count()) for r in ok]),
         "loadavg_1m_before": _median([r["loadavg_before"][0] for r in ok]),
         "detail": details,
         "command": (ok or runs)[0].get("command") if runs else None,
@@ -1249,10 +1272,20 @@ def _target(
     return out
 
 
-def compute_targets(cases: dict[str, Any], ratios: dict[str, Any]) -> list[dict[str, Any]]:
+def compute_targets(cases: dict[str, Any], ratios: dict[str, Any], cpus: int | None = None) -> list[dict[str, Any]]:
+    """Each target's status and numbers. ``cpus``: the host's, for the CPU floors (default: this host)."""
+    cpus = cpus or os.cpu_count()
+
     def s(case: str) -> str:
         v = _get(cases, case)
         return f"{v:.1f} s" if v is not None else "n/a"
+
+    def cpu_txt(a: str, b: str) -> str:
+        """Both cases' host CPU time, and the least wall time ``a``'s CPU time allows on this host."""
+        ca, cb = _case_host_cpu(cases, a, cpus), _case_host_cpu(cases, b, cpus)
+        if ca is None or cb is None or not cpus:
+            return ""
+        return f"; host CPU {ca:.0f} s vs {cb:.0f} s ({a} >= {ca / cpus:.1f} s on {cpus} cores)"
 
     def best(a: str, b: str) -> float | None:
         return _ratio(_get(cases, a, "min_s"), _get(cases, b, "min_s"))
@@ -1269,11 +1302,13 @@ def compute_targets(cases: dict[str, Any], ratios: dict[str, Any]) -> list[dict[
     b_restore = best("restore_drill", "pg_restore_zstd")
     return [
         _target("backup <= 1.0 x pg_dump -Z0 | zstd | openssl", ratios["backup/pg_dump_zstd (c/b)"], 1.0, "x",
-                f"backup {s('backup')} vs {s('pg_dump_zstd')}{best_txt(b_zstd)}", b_zstd),
+                f"backup {s('backup')} vs {s('pg_dump_zstd')}{best_txt(b_zstd)}{cpu_txt('backup', 'pg_dump_zstd')}",
+                b_zstd),
         _target("backup <= 0.3 x pg_dump -Fc | openssl", ratios["backup/pg_dump_gzip (c/b)"], 0.3, "x",
-                f"backup {s('backup')} vs {s('pg_dump_gzip')}{best_txt(b_gzip)}", b_gzip),
+                f"backup {s('backup')} vs {s('pg_dump_gzip')}{best_txt(b_gzip)}{cpu_txt('backup', 'pg_dump_gzip')}",
+                b_gzip),
         _target("backup <= 1.5 x COPY floor", ratios["backup/floor (c/a)"], 1.5, "x",
-                f"backup {s('backup')} vs {s('floor')}{best_txt(b_floor)}", b_floor),
+                f"backup {s('backup')} vs {s('floor')}{best_txt(b_floor)}{cpu_txt('backup', 'floor')}", b_floor),
         _target("encryption overhead <= 5%", ratios["encryption overhead (c/d - 1)"], 0.05, "fraction",
                 f"backup {s('backup')} vs {s('backup_plain')} without encryption{best_txt(b_enc, pct=True)}", b_enc),
         _target("backup peak RSS <= 400 MB", _get(cases, "backup", "peak_rss_mb"), RSS_LIMIT_MB, "MB",
@@ -1282,7 +1317,8 @@ def compute_targets(cases: dict[str, Any], ratios: dict[str, Any]) -> list[dict[
                 "process tree, median of runs"),
         _target("restore incl. verification <= 1.0 x openssl dec | zstd -d | pg_restore",
                 ratios["restore_drill/pg_restore_zstd"], 1.0, "x",
-                f"drill {s('restore_drill')} vs {s('pg_restore_zstd')}{best_txt(b_restore)}", b_restore),
+                f"drill {s('restore_drill')} vs {s('pg_restore_zstd')}{best_txt(b_restore)}"
+                f"{cpu_txt('restore_drill', 'pg_restore_zstd')}", b_restore),
         _target("validation <= 25% of backup time", *_validation_share(ratios, validation, s)),
     ]
 
@@ -1345,10 +1381,10 @@ def _note(case: str, c: dict[str, Any]) -> str:
     return ""
 
 
-def case_table(scale: dict[str, Any]) -> list[str]:
+def case_table(scale: dict[str, Any], cpus: int | None = None) -> list[str]:
     lines = [
-        "| case | item | median s | runs s | rows/s | MB/s | peak RSS MB | output MB | CPU s | notes |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
+        "| case | item | median s | runs s | rows/s | MB/s | peak RSS MB | output MB | CPU s | host CPU s | notes |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for case in CASE_IDS:
         c = scale["cases"].get(case)
@@ -1358,7 +1394,7 @@ def case_table(scale: dict[str, Any]) -> list[str]:
         lines.append(
             f"| `{case}` {_md(c['label'])} | {c['item']} | {_fmt(c['median_s'], 2)} | {runs} | "
             f"{_fmt(c['rows_per_s'])} | {_fmt(c['mb_per_s'])} | {_fmt(c['peak_rss_mb'])} | "
-            f"{_fmt(c['output_mb'])} | {_fmt(c['cpu_s'])} | "
+            f"{_fmt(c['output_mb'])} | {_fmt(c['cpu_s'])} | {_fmt(_case_host_cpu(scale['cases'], case, cpus))} | "
             f"{_md(_note(case, c))} |"
         )
     return lines
@@ -1402,7 +1438,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         "(every case once, then again); median wall time of the runs. Peak RSS: the whole process tree "
         "(PostgreSQL server backends excluded), median of the runs. MB/s: the in-scope tables' size "
         "(`pg_table_size`) per second. Output: bytes written (dump file, recovery point files) or, for "
-        "restores, read.",
+        "restores, read. CPU s: the process tree's; host CPU s: the whole host's during the run, the "
+        "PostgreSQL server's work included. No case can take less wall time than its host CPU seconds "
+        "divided by the cores (the CPU floors in the targets' numbers).",
         "",
     ]
     for s in result["scales"]:
@@ -1415,7 +1453,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{store['data_mb_in_scope']:,.0f} MB (database {store['database_mb']:,.0f} MB with indexes and "
             f"site_visits); seeded in {store['seed_s']:.0f} s.",
             "",
-            *case_table(s),
+            *case_table(s, host.get("cpus")),
             "",
             "Ratios: " + "; ".join(f"{k} = {_fmt(v, 3)}" for k, v in s["ratios"].items()) + ".",
             "",
@@ -1594,7 +1632,7 @@ def render_main(argv: Sequence[str]) -> int:
         result = json.loads(path.read_text())
         for s in result["scales"]:
             s["ratios"] = compute_ratios(s["cases"])
-            s["targets"] = compute_targets(s["cases"], s["ratios"])
+            s["targets"] = compute_targets(s["cases"], s["ratios"], result["host"].get("cpus"))
         result["flat_memory"] = flat_memory(result["scales"])
         for prof in result.get("profiles", []):
             raw = Path(prof["raw"])

@@ -8,6 +8,7 @@ markdown and SVG results name every case.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         summary = scale["cases"][case]
         assert summary["runs_ok"] == 1 and not summary["errors"], (case, summary["errors"])
         assert summary["median_s"] > 0 and summary["peak_rss_mb"] > 0, case
+        assert summary["host_cpu_s"] > 0, case  # the whole host's, the server's work included
         assert summary["command"], case
         assert f"`{case}`" in markdown, case
         assert summary["label"].replace("&", "&amp;") in svg, case
@@ -50,6 +52,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert scale["cases"]["backup"]["detail"]["validation_success"] is True
     assert {t["status"] for t in scale["targets"]} <= {"met", "not met"}
     assert len(scale["targets"]) == 8 and "### Targets" in markdown
+    restore_target = next(t for t in scale["targets"] if t["target"].startswith("restore incl."))
+    assert f"on {os.cpu_count()} cores" in restore_target["detail"]  # the drill's CPU floor
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
     assert not result["errors"]
 
