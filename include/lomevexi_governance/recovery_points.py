@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lomevexi_governance import checksums
@@ -58,6 +59,25 @@ IN_FLIGHT = 1
 WRITER_THREADS = 1
 #: Parquet writers a table keeps open at once (see :class:`TableWriter`)
 MAX_OPEN_FILES = 16
+#: a column is dictionary-encoded in a table's files when the first row group handed to a file
+#: repeats itself: at most DICTIONARY_SHARE distinct values among its first DICTIONARY_SAMPLE
+#: rows (statuses, roles, prefectures, small amounts). Any other column (ids, timestamps, names,
+#: addresses) is written plain: Parquet would build a dictionary of every value of the row group
+#: only to give up at its 1 MiB page limit and write it plain anyway.
+DICTIONARY_SAMPLE = 4096
+DICTIONARY_SHARE = 0.5
+
+
+def dictionary_columns(tbl: pa.Table) -> list[str]:
+    """The columns of ``tbl`` worth dictionary-encoding (see :data:`DICTIONARY_SHARE`)."""
+    sample = tbl.slice(0, DICTIONARY_SAMPLE)
+    limit = max(1, int(DICTIONARY_SHARE * sample.num_rows))
+    return [
+        name for name in sample.schema.names
+        if pc.count_distinct(sample.column(name), mode="all").as_py() <= limit
+    ]
+
+
 _ID = re.compile(r"^rp-\d{8}T\d{6}Z$")
 
 
@@ -163,6 +183,8 @@ class TableWriter:
         self._buffered_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix=f"parquet-{table.name}")
         self._in_flight: deque[Future[None]] = deque()
+        #: decided from the table's first row group, the same for all its files
+        self._dictionary: list[str] | None = None
         by_class: dict[str, list[str]] = {}
         for f in schema:
             by_class.setdefault(table.column(f.name).sensitivity, []).append(f.name)
@@ -191,6 +213,7 @@ class TableWriter:
             compression_level=1,
             encryption_properties=props,
             write_statistics=True,
+            use_dictionary=self._dictionary if self._dictionary is not None else True,
         )
         return _PartitionFile(rel, partition, key_ids if self.encrypt else {}, writer)
 
@@ -216,6 +239,8 @@ class TableWriter:
         if not buf.batches:
             return
         tbl = pa.Table.from_batches(buf.batches, schema=self.schema)
+        if self._dictionary is None:
+            self._dictionary = dictionary_columns(tbl)
         self._buffered_bytes -= buf.nbytes
         buf.batches, buf.rows, buf.nbytes = [], 0, 0
         label = buf.partition.label

@@ -174,6 +174,37 @@ def test_at_most_max_open_files_writers_are_open_and_a_partition_continues_in_it
     assert sorted(ids) == list(range(everything.num_rows))
 
 
+def test_only_columns_that_repeat_are_dictionary_encoded_the_same_in_every_file(tmp_path):
+    import numpy as np
+
+    writer, schema = _writer(tmp_path, "customers")
+    ts = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    parts = [Partition("open", "open"), Partition("protected", "protected")]
+    batches = []
+    for i in range(6):
+        ids = list(range(i * 100, i * 100 + 100))
+        batches.append(pa.RecordBatch.from_pydict({
+            "customer_id": pa.array(ids, type=pa.int64()),  # unique
+            "email": pa.array([f"c{k % 3}@example.jp" for k in ids]),  # three values
+            "created_at": pa.array([ts + dt.timedelta(seconds=k) for k in ids], type=schema.field("created_at").type),
+            "updated_at": pa.array([None if k % 2 else ts for k in ids], type=schema.field("updated_at").type),
+        }, schema=schema))
+    assert rp.dictionary_columns(pa.Table.from_batches(batches)) == ["email", "updated_at"]
+    for b in batches:
+        writer.add(b, (np.asarray(b.column("customer_id")) % 2).astype(np.int32), lambda c: parts[c])
+    files = writer.close()
+    assert len(files) == 2
+    for f in files:
+        meta = pq.ParquetFile(tmp_path / "staging" / f["path"]).metadata
+        for rg in range(meta.num_row_groups):
+            dictionary = {meta.schema.column(i).name for i in range(meta.num_columns)
+                          if meta.row_group(rg).column(i).dictionary_page_offset is not None}
+            assert dictionary == {"email", "updated_at"}, (f["path"], rg)
+    # a sample without repeats has no dictionary column; a single row is its own dictionary
+    assert rp.dictionary_columns(pa.Table.from_batches(batches[:1]).select(["customer_id"])) == []
+    assert rp.dictionary_columns(pa.Table.from_batches(batches[:1]).slice(0, 1)) == schema.names
+
+
 def test_a_failure_on_a_writer_thread_surfaces_in_the_caller(tmp_path, monkeypatch):
     writer, schema = _writer(tmp_path, "customers")
     part = Partition("open", "open")
