@@ -174,7 +174,7 @@ def test_at_most_max_open_files_writers_are_open_and_a_partition_continues_in_it
     assert sorted(ids) == list(range(everything.num_rows))
 
 
-def test_only_columns_that_repeat_are_dictionary_encoded_the_same_in_every_file(tmp_path):
+def test_only_columns_that_repeat_are_dictionary_encoded_and_text_has_no_statistics(tmp_path):
     import numpy as np
 
     writer, schema = _writer(tmp_path, "customers")
@@ -200,6 +200,9 @@ def test_only_columns_that_repeat_are_dictionary_encoded_the_same_in_every_file(
             dictionary = {meta.schema.column(i).name for i in range(meta.num_columns)
                           if meta.row_group(rg).column(i).dictionary_page_offset is not None}
             assert dictionary == {"email", "updated_at"}, (f["path"], rg)
+            with_stats = {meta.schema.column(i).name for i in range(meta.num_columns)
+                          if meta.row_group(rg).column(i).is_stats_set}
+            assert with_stats == {"customer_id", "created_at", "updated_at"}, (f["path"], rg)
     # a sample without repeats has no dictionary column; a single row is its own dictionary
     assert rp.dictionary_columns(pa.Table.from_batches(batches[:1]).select(["customer_id"])) == []
     assert rp.dictionary_columns(pa.Table.from_batches(batches[:1]).slice(0, 1)) == schema.names
