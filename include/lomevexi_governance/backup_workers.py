@@ -185,8 +185,14 @@ def _start(count: int, payload: bytes) -> list[subprocess.Popen[bytes]]:
             )
             procs.append(proc)
             assert proc.stdin is not None
-            proc.stdin.write(payload)
-            proc.stdin.close()
+            try:
+                proc.stdin.write(payload)
+                proc.stdin.close()
+            except BrokenPipeError:
+                code = proc.wait()
+                raise WorkerFailed(
+                    f"backup worker (pid {proc.pid}) exited with code {code} before it had taken its work"
+                ) from None
     except BaseException:
         for proc in procs:
             proc.kill()

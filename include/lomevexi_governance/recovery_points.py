@@ -59,8 +59,8 @@ IN_FLIGHT = 1
 WRITER_THREADS = 1
 #: Parquet writers a table keeps open at once (see :class:`TableWriter`)
 MAX_OPEN_FILES = 16
-#: a column is dictionary-encoded in a table's files when the first row group handed to a file
-#: repeats itself: at most DICTIONARY_SHARE distinct values among its first DICTIONARY_SAMPLE
+#: a column is dictionary-encoded in all of a table's files when it repeats itself in the table's
+#: first row group: at most DICTIONARY_SHARE distinct values among its first DICTIONARY_SAMPLE
 #: rows (statuses, roles, prefectures, small amounts). Any other column (ids, timestamps, names,
 #: addresses) is written plain: Parquet would build a dictionary of every value of the row group
 #: only to give up at its 1 MiB page limit and write it plain anyway.

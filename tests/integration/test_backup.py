@@ -344,6 +344,15 @@ def test_a_failing_worker_names_its_table_and_nothing_is_published(policy, pg_st
     assert rp.list_points(storage) == []
 
 
+def test_a_worker_that_dies_before_taking_its_work_is_named(monkeypatch):
+    from lomevexi_governance import backup_workers
+
+    # an interpreter that exits at once: the pickled work (more than a pipe holds) meets a closed pipe
+    monkeypatch.setattr(backup_workers.sys, "executable", "/bin/false")
+    with pytest.raises(backup_workers.WorkerFailed, match=r"backup worker \(pid \d+\) exited with code 1 before"):
+        backup_workers._start(2, b"x" * (4 << 20))
+
+
 def test_postgres_reads_run_on_a_reader_thread_that_an_early_stop_ends(policy, pg_store):
     import threading
 
