@@ -195,7 +195,7 @@ class TableWriter:
             by_class.setdefault(table.column(f.name).sensitivity, []).append(f.name)
         self.columns_by_class = by_class
 
-    def _open(self, buf: _PartitionBuffer) -> _PartitionFile:
+    def _open(self, buf: _PartitionBuffer, dictionary: list[str]) -> _PartitionFile:
         partition = buf.partition
         rel = f"data/{self.table.name}/{partition.label}/part-{buf.files:05d}.parquet"
         buf.files += 1
@@ -218,7 +218,7 @@ class TableWriter:
             compression_level=1,
             encryption_properties=props,
             write_statistics=self._statistics,
-            use_dictionary=self._dictionary if self._dictionary is not None else True,
+            use_dictionary=dictionary,
         )
         return _PartitionFile(rel, partition, key_ids if self.encrypt else {}, writer)
 
@@ -249,7 +249,7 @@ class TableWriter:
         self._buffered_bytes -= buf.nbytes
         buf.batches, buf.rows, buf.nbytes = [], 0, 0
         label = buf.partition.label
-        pf = self.open.pop(label, None) or self._open(buf)
+        pf = self.open.pop(label, None) or self._open(buf, self._dictionary)
         self.open[label] = pf  # now the most recently written
         while len(self._in_flight) >= IN_FLIGHT:
             self._in_flight.popleft().result()

@@ -2438,33 +2438,16 @@ def run_drill(
             if tombstones is None:
                 tombstones = load_tombstones(storage, keys)
 
+        shared: dict[str, Any] = {"storage": storage, "keys": keys, "policy": policy, "target": db_target,
+                                  "point": point}
+
         def restore_one(name: str) -> None:
             with drill_step(report_dir, "restore", table=name):
-                restore_table(
-                    plan,  # type: ignore[arg-type]
-                    name,
-                    storage=storage,
-                    keys=keys,
-                    policy=policy,
-                    info=info,  # type: ignore[arg-type]
-                    target=db_target,
-                    tombstones=tombstones,
-                    point=point,
-                )
+                restore_table(plan, name, info=info, tombstones=tombstones, **shared)  # type: ignore[arg-type]
 
         def verify_one(name: str) -> None:
             with drill_step(report_dir, "verify_restored", table=name):
-                verify_table(
-                    plan,  # type: ignore[arg-type]
-                    name,
-                    storage=storage,
-                    keys=keys,
-                    policy=policy,
-                    target=db_target,
-                    store=store,
-                    validator_factory=validator_factory,
-                    point=point,
-                )
+                verify_table(plan, name, store=store, validator_factory=validator_factory, **shared)  # type: ignore[arg-type]
 
         tables = drill_tables(plan)
         if info.dialect == "postgresql":
@@ -2478,8 +2461,7 @@ def run_drill(
                         loads[name].result()
                         verify_one(name)
                 except BaseException:
-                    for pending in loads.values():  # the table being loaded finishes (or fails) first
-                        pending.cancel()
+                    pool.shutdown(cancel_futures=True)  # the table being loaded finishes (or fails) first
                     raise
         else:  # SQLite has one writer: one table at a time
             for name in tables:
