@@ -26,6 +26,12 @@ from lomevexi_governance.keys import FOOTER, KeyService
 DATA_KEY_BITS = 256
 _CACHE = dt.timedelta(seconds=1)
 
+#: How a recovery-point file is read: a column chunk at a time through a 1 MiB buffered stream.
+#: pyarrow's default (``pre_buffer``) reads every column chunk of the row groups being read up
+#: front; in a drill, which decodes one file while it reads back another table, those chunks
+#: were about 50 MB of its peak heap (2M orders, memray) for no measurable speed.
+READ_OPTIONS: dict[str, Any] = {"pre_buffer": False, "buffer_size": 1 << 20}
+
 
 class _KmsClient(pe.KmsClient):
     """pyarrow's KMS client interface, backed by a :class:`KeyService`."""
@@ -107,8 +113,8 @@ def open_encrypted(path: str, service: KeyService, *, filesystem: Any = None) ->
     try:
         if filesystem is not None:
             source = filesystem.open_input_file(path)
-            return pq.ParquetFile(source, decryption_properties=decryption)
-        return pq.ParquetFile(path, decryption_properties=decryption)
+            return pq.ParquetFile(source, decryption_properties=decryption, **READ_OPTIONS)
+        return pq.ParquetFile(path, decryption_properties=decryption, **READ_OPTIONS)
     except (OSError, pa.ArrowException) as exc:
         err = session.key_error()
         if err:

@@ -1109,7 +1109,7 @@ def _open_file(storage: Storage, keys: KeyService, rel: str, encrypted: bool) ->
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(storage.filesystem.open_input_file(storage.full(rel)))
+        return pq.ParquetFile(storage.filesystem.open_input_file(storage.full(rel)), **crypto.READ_OPTIONS)
     except (OSError, pa.ArrowException) as exc:
         raise IntegrityError(f"cannot parse {storage.describe(rel)}: {type(exc).__name__}") from None
 
