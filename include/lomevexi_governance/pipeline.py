@@ -7,11 +7,11 @@ the same time as the Python-level checks on the current one.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Generator, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -83,15 +83,31 @@ def prefetched(source: Iterator[T], depth: int = 2, name: str = "prefetch") -> G
         thread.join()
 
 
+@functools.cache
+def libc() -> Any:
+    """The C library already loaded into this process (``malloc_trim``, ``mallopt``), or None.
+
+    Not ``ctypes.util.find_library("c")``: on Linux that runs ``/sbin/ldconfig -p`` in a child
+    process at every call, and :func:`release_memory` runs after every table, from a large,
+    multi-threaded process.
+    """
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL(None)  # the symbols loaded into the process, the C library's among them
+        lib.malloc_trim  # noqa: B018 - raises AttributeError where the C library has none (not glibc)
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
 def release_memory() -> None:
     """Give freed memory back to the system: Arrow's allocator keeps what a table's buffers
     used for the next allocation, and so does the C heap (between tables: the next may be
     smaller; before a step that imports much, such as GX writing its results)."""
-    import ctypes
-    import ctypes.util
-
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    lib = libc()
+    if lib is not None:
+        lib.malloc_trim(0)

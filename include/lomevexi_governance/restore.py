@@ -55,7 +55,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lomevexi_governance import checksums, db
+from lomevexi_governance import checksums, db, pipeline
 from lomevexi_governance import recovery_points as rp
 from lomevexi_governance.errors import (
     ConfigurationError,
@@ -131,11 +131,10 @@ def bounded_memory() -> None:
     """
     with contextlib.suppress(Exception):  # only an optimisation: any platform without them is fine
         pa.set_memory_pool(pa.system_memory_pool())
-    with contextlib.suppress(Exception):
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = pipeline.libc()
+    if libc is None:  # not glibc: nothing to tune
+        return
+    with contextlib.suppress(AttributeError):
         libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: fixed, so no longer raised by frees
         libc.mallopt(-8, 2)  # M_ARENA_MAX: helper and Arrow threads share two heaps, not one each
 

@@ -224,3 +224,28 @@ def test_a_failure_on_a_writer_thread_surfaces_in_the_caller(tmp_path, monkeypat
         writer.close()
     writer.abort()
     assert all(not t.name.startswith("parquet-customers") for t in threading.enumerate())
+
+
+def test_giving_memory_back_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """release_memory runs after every table of a drill or backup: it must reach the C library
+    without ``ctypes.util.find_library``, which runs ``ldconfig -p`` in a child process."""
+    import subprocess
+
+    from lomevexi_governance import pipeline, restore
+
+    started: list[object] = []
+    real = subprocess.Popen.__init__
+
+    def recording(self: subprocess.Popen[bytes], *args: object, **kwargs: object) -> None:
+        started.append(args[0] if args else kwargs.get("args"))
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording)
+    pipeline.libc.cache_clear()
+    pipeline.release_memory()
+    restore.bounded_memory.__wrapped__()
+    pipeline.release_memory()
+    assert started == []
+    lib = pipeline.libc()
+    assert lib is not None  # glibc, on every machine this project runs on
+    assert lib.malloc_trim(0) in (0, 1)
