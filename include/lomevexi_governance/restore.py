@@ -86,7 +86,7 @@ RESTORE_DIR, CHECKED_DIR, CREATED_DIR, FAILURES_DIR = "restore", "checked", "cre
 #: rows per batch read from a Parquet file and sent to the target in one COPY. The load holds
 #: a few of them at once (two prefetched, the one being encoded, the driver's COPY buffer) while
 #: the main thread reads back another table: 65,536 put the 2M-order drill's peak RSS at
-#: 485-490 MB, 32,768 at 447-457 MB, in the same time (alternating runs, session 9)
+#: 485-490 MB, 32,768 at 447-457 MB, in the same time (alternating runs, 2026-12-07)
 LOAD_BATCH_ROWS = 32_768
 #: rows per batch read back from the target and from the store (the live merge)
 VERIFY_BATCH_ROWS = 131_072

@@ -242,9 +242,13 @@ def test_giving_memory_back_starts_no_process(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(subprocess.Popen, "__init__", recording)
     pipeline.libc.cache_clear()
-    pipeline.release_memory()
-    restore.bounded_memory.__wrapped__()
-    pipeline.release_memory()
+    pool = pa.default_memory_pool()
+    try:
+        pipeline.release_memory()
+        restore.bounded_memory.__wrapped__()
+        pipeline.release_memory()
+    finally:
+        pa.set_memory_pool(pool)  # bounded_memory chose the process's Arrow allocator
     assert started == []
     lib = pipeline.libc()
     assert lib is not None  # glibc, on every machine this project runs on

@@ -517,3 +517,30 @@ def test_the_first_failure_of_parallel_tables_is_the_root_cause(tmp_path):
     failure = restore.read_failure(tmp_path)
     assert failure["table"] == "orders" and failure["error"] == "file a"
     assert [f["table"] for f in failure["later"]] == ["payments"]
+
+
+def test_point_files_are_read_a_column_chunk_at_a_time(tmp_path, monkeypatch):
+    """Encrypted or not, a recovery-point file is opened with crypto.READ_OPTIONS (not
+    pre-buffered: a drill decodes one file while it reads back another table)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from lomevexi_governance import crypto
+    from lomevexi_governance.keys import LocalKeyring
+
+    opened: list[dict[str, object]] = []
+
+    def recording(source: object, **kwargs: object) -> str:
+        opened.append(kwargs)
+        return "file"
+
+    monkeypatch.setattr(pq, "ParquetFile", recording)
+    storage = LocalStorage(str(tmp_path))
+    (tmp_path / "part.parquet").write_bytes(b"PAR1")
+    keys = LocalKeyring(tmp_path / "keyring.db", os.urandom(32))
+    assert restore._open_file(storage, keys, "part.parquet", encrypted=True) == "file"
+    assert restore._open_file(storage, keys, "part.parquet", encrypted=False) == "file"
+    assert len(opened) == 2
+    for kwargs in opened:
+        assert {k: kwargs.get(k) for k in crypto.READ_OPTIONS} == {"pre_buffer": False, "buffer_size": 1 << 20}
