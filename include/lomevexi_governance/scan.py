@@ -89,7 +89,8 @@ class TextMatcher:
     the checks that share a matcher (:func:`matcher_for`: the content scan and the gate's stages)
     run each pattern once. Card candidates and e-mail addresses are first looked for together
     (:data:`CARD_OR_EMAIL`): a column that holds neither costs one pass for both, and a column
-    with a few hits runs each pattern on those rows only.
+    with a few hits runs each pattern on those rows only; in a column where nearly every value
+    hits (e-mail addresses) each pattern is searched on its own.
     """
 
     def __init__(self, arr: pa.Array | pa.ChunkedArray):
@@ -107,15 +108,30 @@ class TextMatcher:
         self._sets: dict[tuple[Any, ...], pa.BooleanArray] = {}  # value set -> ``_values`` in it
         self._cards: np.ndarray | None = None  # card numbers over ``_values``
         self._frequencies: np.ndarray | None = None  # rows per distinct value (dictionary path)
+        self._unfiltered = False  # the one-pass prefilter hits too many blocks to be worth it
 
     def _values_matching(self, pattern: str) -> np.ndarray:
         hits = self._hits.get(pattern)
         if hits is not None:
             return hits
         values = self._values
-        prefilter = CARD_OR_EMAIL if pattern in (CARD_CANDIDATE, EMAIL_ANYWHERE) else None
-        if prefilter is not None:
-            candidates = np.flatnonzero(self._values_matching(prefilter))
+        combined = None
+        if pattern in (CARD_CANDIDATE, EMAIL_ANYWHERE) and not self._unfiltered:
+            combined = self._hits.get(CARD_OR_EMAIL)
+            if combined is None:
+                # the prefilter is worth its pass only over values that mostly hold neither (an
+                # e-mail column: every value hits, and each pattern is better searched block-wise
+                # on its own than the combination row by row)
+                if _block_searchable(values, CARD_OR_EMAIL):
+                    combined = _search_blocks(values, CARD_OR_EMAIL)
+                else:
+                    combined = _flags(pc.match_substring_regex(values, CARD_OR_EMAIL))
+                if combined is None:
+                    self._unfiltered = True
+                else:
+                    self._hits[CARD_OR_EMAIL] = combined
+        if combined is not None:
+            candidates = np.flatnonzero(combined)
             hits = np.zeros(len(values), dtype=bool)
             if len(candidates) * 2 > len(values):  # mostly hits: one pass over all of them
                 hits = _regex(values, pattern)
@@ -199,32 +215,59 @@ _ANCHORS = ("^", "$", "\\A", "\\z", "\\b", "\\B", "(?m")
 
 
 def _regex(values: pa.Array, pattern: str) -> np.ndarray:
-    """Whether each value contains a match of ``pattern`` (RE2; nulls: False).
-
-    A pattern without anchors or word boundaries is first searched block-wise: each block of
-    :data:`BLOCK_ROWS` consecutive values is searched as one string, their bytes back to back in
-    the array's own data buffer (no copy). A value holding a match makes its block match, so a
-    block without a match holds no matching value; RE2 then scans about 1-2 ns a byte instead of
-    paying its ~50 ns call per value. Only blocks with a match (which may also come from a match
-    spanning two values) are searched value by value.
-    """
-    n = len(values)
-    if (n >= 2 * BLOCK_ROWS and pa.types.is_string(values.type) and values.buffers()[2] is not None
-            and not any(a in pattern for a in _ANCHORS)):
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)[values.offset:]
-        starts = np.arange(0, n, BLOCK_ROWS)
-        bounds = np.append(offsets[starts], offsets[n]).astype(np.int32)
-        blocks = pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(bounds), values.buffers()[2]])
-        hit = _flags(pc.match_substring_regex(blocks, pattern))
-        if not hit.any():
-            return np.zeros(n, dtype=bool)
-        if hit.mean() <= BLOCK_HIT_SHARE:  # the rows of those blocks, in one call (RE2 compiles per call)
-            rows = (np.flatnonzero(hit)[:, None] * BLOCK_ROWS + np.arange(BLOCK_ROWS)).ravel()
-            rows = rows[rows < n]
-            out = np.zeros(n, dtype=bool)
-            out[rows] = _flags(pc.match_substring_regex(values.take(pa.array(rows)), pattern))
-            return out
+    """Whether each value contains a match of ``pattern`` (RE2; nulls: False): block-wise
+    (:func:`_search_blocks`) where that works, else value by value."""
+    if _block_searchable(values, pattern):
+        found = _search_blocks(values, pattern)
+        if found is not None:
+            return found
     return _flags(pc.match_substring_regex(values, pattern))
+
+
+def _block_searchable(values: pa.Array, pattern: str) -> bool:
+    return (len(values) >= 2 * BLOCK_ROWS and pa.types.is_string(values.type) and values.buffers()[2] is not None
+            and not any(a in pattern for a in _ANCHORS))
+
+
+def _search_blocks(values: pa.StringArray, pattern: str) -> np.ndarray | None:
+    """:func:`_regex` of a pattern without anchors or word boundaries, block-wise, or None when
+    nearly every block matches.
+
+    Each block of :data:`BLOCK_ROWS` consecutive values is searched as one string, their bytes
+    back to back in the array's own data buffer (no copy). A value holding a match makes its
+    block match, so a block without a match holds no matching value; RE2 then scans about 1-2 ns
+    a byte instead of paying its ~50 ns call per value. A match may also span two values (two
+    11-digit phone numbers back to back are a 22-digit run): when too many blocks match, the
+    blocks are built again with a newline between the values (one copy, ~10 ns a value) and
+    searched once more. Only blocks with a match are then searched value by value.
+    """
+    hit = _flags(pc.match_substring_regex(_blocks(values, separated=False), pattern))
+    if hit.mean() > BLOCK_HIT_SHARE:
+        hit = _flags(pc.match_substring_regex(_blocks(values, separated=True), pattern))
+    if hit.mean() > BLOCK_HIT_SHARE:
+        return None
+    n = len(values)
+    out = np.zeros(n, dtype=bool)
+    if hit.any():  # the rows of those blocks, in one call (RE2 compiles per call)
+        at = (np.flatnonzero(hit)[:, None] * BLOCK_ROWS + np.arange(BLOCK_ROWS)).ravel()
+        at = at[at < n]
+        out[at] = _flags(pc.match_substring_regex(values.take(pa.array(at)), pattern))
+    return out
+
+
+def _blocks(values: pa.StringArray, *, separated: bool) -> pa.StringArray:
+    """The values in blocks of :data:`BLOCK_ROWS`, each block one string: the values' bytes back
+    to back (a view of the data buffer), or joined with a newline (a copy). A null adds its bytes,
+    if any: a block is only ever a superset of its values' matches."""
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    starts = np.arange(0, n, BLOCK_ROWS)
+    if not separated:
+        bounds = np.append(offsets[starts], offsets[n]).astype(np.int32)
+        return pa.Array.from_buffers(pa.string(), len(starts), [None, pa.py_buffer(bounds), values.buffers()[2]])
+    plain = pa.Array.from_buffers(pa.string(), n, [None, *values.buffers()[1:3]], offset=values.offset)
+    lists = pa.ListArray.from_arrays(pa.array(np.append(starts, n), type=pa.int32()), plain)
+    return pc.binary_join(lists, "\n")
 
 
 def _flags(found: pa.BooleanArray) -> np.ndarray:
@@ -464,6 +507,38 @@ class ContentScanner:
         return pa.array(values, type=arr.type)
 
 
+#: a reference check looks keys up in a bitmap over ``[min, max]`` of the referenced keys when it
+#: is at most this many bytes per key (ids handed out by a sequence are dense: about one byte
+#: a key), else by binary search; at 2M orders a lookup cost ~100 ns by binary search, ~5 in
+#: the bitmap
+BITMAP_BYTES_PER_KEY = 8
+
+
+class KeySet:
+    """Membership of int64 keys in a sorted array of primary keys, vectorised."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.bitmap: np.ndarray | None = None
+        self.low = self.high = 0
+        if len(self.ids):
+            low, high = int(self.ids[0]), int(self.ids[-1])
+            if high - low + 1 <= BITMAP_BYTES_PER_KEY * len(self.ids) + 4096:
+                self.low, self.high = low, high
+                self.bitmap = np.zeros(high - low + 1, dtype=bool)
+                self.bitmap[self.ids - low] = True
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        """Whether each value is one of the keys (``values``: int64)."""
+        if not len(self.ids):
+            return np.zeros(len(values), dtype=bool)
+        if self.bitmap is not None:
+            inside = (values >= self.low) & (values <= self.high)
+            return inside & self.bitmap[np.where(inside, values - self.low, 0)]
+        idx = np.clip(np.searchsorted(self.ids, values), 0, len(self.ids) - 1)
+        return self.ids[idx] == values
+
+
 class ReferenceCheck:
     """Cheap referential checks inside one snapshot: every reference points at an existing row.
 
@@ -473,20 +548,15 @@ class ReferenceCheck:
 
     def __init__(self, table: Table, known: dict[str, np.ndarray]):
         self.table = table
-        self.known = known
+        self.known = {column: KeySet(ids) for column, ids in known.items()}
         self.hits: dict[str, RuleHits] = {}
 
     def process(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        for column, ids in self.known.items():
+        for column, key_set in self.known.items():
             arr = batch.column(column)
             values = np.asarray(arr.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
             present = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-            if len(ids):
-                idx = np.clip(np.searchsorted(ids, values), 0, len(ids) - 1)
-                found = ids[idx] == values
-            else:
-                found = np.zeros(len(values), dtype=bool)
-            orphan = present & ~found
+            orphan = present & ~key_set.contains(values)
             if orphan.any():
                 keys = batch.column(self.table.primary_key).filter(pa.array(orphan)).to_pylist()
                 self.hits.setdefault(column, RuleHits()).add(keys, int(orphan.sum()))

@@ -136,6 +136,48 @@ def test_text_matcher_equals_the_row_by_row_regex_on_repeating_and_unique_column
         assert matcher.matches(pattern).equals(expected), pattern
 
 
+@pytest.mark.parametrize("column", ["phones", "emails", "sliced"])
+def test_values_whose_digits_run_together_are_searched_in_separated_blocks_not_one_by_one(column, monkeypatch):
+    """11-digit phone numbers back to back make every block of a column hold a 13-19 digit run,
+    and every value of an e-mail column matches the prefilter: the matcher's results stay exactly
+    the row-by-row regex, and only the values of blocks with a real match are searched one by one."""
+    import pyarrow.compute as pc
+
+    from lomevexi_governance import scan
+
+    phones = [f"090{i * 7919 % 10**8:08d}" for i in range(20_000)]
+    for i in (5, 9_000, 19_999):
+        phones[i] = VISA if i != 9_000 else "x@y.example"
+    emails = [f"user{i}@shop{i % 97}.example.jp" for i in range(20_000)]
+    emails[123] = f"{VISA}@cards.example"
+    values = {"phones": phones, "emails": emails, "sliced": [None, *phones]}[column]
+    arr = pa.array(values, type=pa.string())
+    if column == "sliced":
+        arr = arr.slice(1)
+    expected = {p: pc.fill_null(pc.match_substring_regex(arr, p), False)
+                for p in (scan.CARD_CANDIDATE, scan.EMAIL_ANYWHERE)}
+    one_by_one = []
+    search = pc.match_substring_regex
+
+    def counting(strings, pattern):
+        if len(strings) >= len(arr):
+            one_by_one.append(len(strings))
+        return search(strings, pattern)
+
+    monkeypatch.setattr(scan.pc, "match_substring_regex", counting)
+    matcher = scan.TextMatcher(arr)
+    assert matcher._encoded is None
+    for pattern, want in expected.items():
+        assert matcher.matches(pattern).equals(want), pattern
+    assert matcher.count_cards() == (2 if column != "emails" else 1)
+    if column == "emails":
+        # every value is an address: the combined prefilter is skipped, addresses are searched as
+        # a whole column, card numbers block-wise
+        assert one_by_one == [len(arr)]
+    else:
+        assert one_by_one == []
+
+
 def test_a_card_number_repeated_in_a_repeating_column_is_masked_in_every_row():
     from lomevexi_governance.policy import load_policy
 
@@ -188,3 +230,37 @@ def test_a_column_with_a_card_or_an_email_is_still_checked_for_both(policy):
     assert rules[("address_line1", "email_outside_customers_email")] == [3]
     assert out.column("address_line1")[1].as_py() == "神南 ************1111"
     assert not any(c == "recipient_name" for c, _ in rules)
+
+
+@pytest.mark.parametrize("ids", [
+    [1, 2, 3, 5, 8, 13],  # dense: looked up in a bitmap
+    [-7, -3, 0, 4],  # negative keys, still dense
+    [3, 10**12, 2**62],  # sparse: binary search
+    [-(2**63), 0, 2**63 - 1],  # the int64 extremes: binary search
+    [],
+])
+def test_key_set_membership_equals_isin_whichever_lookup_it_uses(ids):
+    import numpy as np
+
+    from lomevexi_governance.scan import KeySet
+
+    keys = np.array(ids, dtype=np.int64)
+    probes = np.array([*ids, -1, 0, 4, 6, 7, 9, 14, 10**12 + 1, 2**63 - 1, -(2**63), 2**62 - 1, -8], dtype=np.int64)
+    key_set = KeySet(keys)
+    assert (key_set.bitmap is not None) == (len(ids) > 0 and ids[-1] - ids[0] < 10**6)
+    assert key_set.contains(probes).tolist() == np.isin(probes, keys).tolist()
+
+
+def test_reference_check_reports_orphans_by_key_and_skips_nulls(policy):
+    import numpy as np
+
+    from lomevexi_governance.scan import ReferenceCheck
+
+    table = policy.table("payments")
+    rows = [{"payment_id": 10 + i, "order_id": order_id} for i, order_id in enumerate([1, 2, None, 99, 3, 0])]
+    schema = arrow_schema(table, ["payment_id", "order_id"])
+    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
+    check = ReferenceCheck(table, {"order_id": np.array([1, 2, 3], dtype=np.int64)})
+    assert check.process(batch) is batch
+    assert check.violations() == [{"table": "payments", "column": "order_id", "rule": "reference", "count": 2,
+                                   "primary_keys": [13, 15], "primary_keys_truncated": False}]
