@@ -152,6 +152,9 @@ class Measured:
     loadavg_before: tuple[float, float, float]
     samples: int
     timeline: list[tuple[int, int]] = field(default_factory=list)  # (second, max tree RSS in it)
+    #: when the peak was sampled (seconds from the start) and the tree's processes then
+    peak_at_s: float = 0.0
+    peak_processes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -165,21 +168,38 @@ class Measured:
             "loadavg_before": [round(x, 2) for x in self.loadavg_before],
             "rss_samples": self.samples,
             "rss_timeline_mb": [[t, round(b / MB)] for t, b in self.timeline],
+            "peak_at_s": round(self.peak_at_s, 2),
+            "peak_processes": self.peak_processes,
         }
 
 
-def _tree_rss(proc: Any) -> int:
+def _tree_rss(proc: Any) -> tuple[int, list[tuple[Any, int]]]:
+    """The process tree's RSS, and each process's (psutil process, RSS)."""
     import psutil
 
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
-    total = 0
+        return 0, []
+    parts = []
     for p in procs:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
+            parts.append((p, p.memory_info().rss))
+    return sum(rss for _p, rss in parts), parts
+
+
+def _describe(parts: list[tuple[Any, int]]) -> list[dict[str, Any]]:
+    """The processes of a sample, largest first: pid, name and RSS (no arguments: they may name
+    files or databases, never secrets, but a name is enough to tell a child from the case)."""
+    import psutil
+
+    out = []
+    for p, rss in sorted(parts, key=lambda x: -x[1]):
+        name = "?"
+        with contextlib.suppress(psutil.Error):
+            name = p.name()
+        out.append({"pid": p.pid, "name": name, "rss_mb": round(rss / MB, 1)})
+    return out
 
 
 def _busy(times: Any) -> tuple[float, float]:
@@ -208,6 +228,8 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log_path: Path, timeout
             list(argv), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
         )
     peak = 0
+    peak_at = 0.0
+    peak_processes: list[dict[str, Any]] = []
     samples = 0
     per_second: dict[int, int] = {}
     stop = threading.Event()
@@ -217,11 +239,12 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log_path: Path, timeout
         ps = None
 
     def sample() -> None:
-        nonlocal peak, samples
+        nonlocal peak, peak_at, peak_processes, samples
         while True:
             if ps is not None:
-                rss = _tree_rss(ps)
-                peak = max(peak, rss)
+                rss, parts = _tree_rss(ps)
+                if rss > peak:  # which processes make it up: a short-lived child shows here
+                    peak, peak_at, peak_processes = rss, time.monotonic() - started, _describe(parts)
                 second = int(time.monotonic() - started)
                 per_second[second] = max(per_second.get(second, 0), rss)
                 samples += 1
@@ -257,6 +280,8 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log_path: Path, timeout
         loadavg_before=load,
         samples=samples,
         timeline=sorted(per_second.items()),
+        peak_at_s=peak_at,
+        peak_processes=peak_processes,
     )
 
 
@@ -1419,6 +1444,24 @@ def target_table(targets: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def peak_lines(scale: dict[str, Any]) -> list[str]:
+    """Per case, the run with the highest peak RSS: when it came and which processes held it (a
+    one-off peak far above the median, or a short-lived child, shows here)."""
+    lines = []
+    for case in CASE_IDS:
+        c = scale["cases"].get(case)
+        runs = [r for r in (c or {}).get("runs", []) if r.get("peak_processes")]
+        if not runs:
+            continue
+        top = max(runs, key=lambda r: r["peak_rss_tree_mb"])
+        parts = ", ".join(f"{p['name']} {p['rss_mb']:.0f}" for p in top["peak_processes"] if p["rss_mb"] >= 1)
+        lines.append(f"- `{case}`: {top['peak_rss_tree_mb']:.0f} MB in run {top.get('run', '?')} at "
+                     f"{top['peak_at_s']:.1f} s (median of the runs {_fmt(c.get('peak_rss_mb'), 0)}): {parts}")
+    if not lines:
+        return []
+    return ["Highest peak RSS of each case (MB, by process):", "", *lines, ""]
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     host = result["host"]
     out = [
@@ -1457,6 +1500,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             "",
             "Ratios: " + "; ".join(f"{k} = {_fmt(v, 3)}" for k, v in s["ratios"].items()) + ".",
             "",
+            *peak_lines(s),
             "### Targets" + (" (defined at 2,000,000 orders: indicative only at this scale)"
                              if s["orders"] != TARGET_ORDERS else ""),
             "",

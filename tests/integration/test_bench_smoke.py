@@ -46,6 +46,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert summary["median_s"] > 0 and summary["peak_rss_mb"] > 0, case
         assert summary["host_cpu_s"] > 0, case  # the whole host's, the server's work included
         assert summary["command"], case
+        [run] = summary["runs"]  # what made up the peak: the processes' RSS add up to it
+        assert run["peak_processes"] and 0 <= run["peak_at_s"] <= run["wall_s"], case
+        assert abs(sum(p["rss_mb"] for p in run["peak_processes"]) - run["peak_rss_tree_mb"]) < 1, case
+        assert f"- `{case}`: " in markdown, case
         assert f"`{case}`" in markdown, case
         assert summary["label"].replace("&", "&amp;") in svg, case
     assert scale["cases"]["backup_dag"]["detail"]["state"] == "success"
