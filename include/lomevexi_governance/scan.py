@@ -23,7 +23,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pyarrow as pa
@@ -122,10 +122,7 @@ class TextMatcher:
                 # the prefilter is worth its pass only over values that mostly hold neither (an
                 # e-mail column: every value hits, and each pattern is better searched block-wise
                 # on its own than the combination row by row)
-                if _block_searchable(values, CARD_OR_EMAIL):
-                    combined = _search_blocks(values, CARD_OR_EMAIL)
-                else:
-                    combined = _flags(pc.match_substring_regex(values, CARD_OR_EMAIL))
+                combined = _regex(values, CARD_OR_EMAIL, rows=False)
                 if combined is None:
                     self._unfiltered = True
                 else:
@@ -214,12 +211,17 @@ BLOCK_HIT_SHARE = 0.25
 _ANCHORS = ("^", "$", "\\A", "\\z", "\\b", "\\B", "(?m")
 
 
-def _regex(values: pa.Array, pattern: str) -> np.ndarray:
+@overload
+def _regex(values: pa.Array, pattern: str) -> np.ndarray: ...
+@overload
+def _regex(values: pa.Array, pattern: str, *, rows: bool) -> np.ndarray | None: ...
+def _regex(values: pa.Array, pattern: str, *, rows: bool = True) -> np.ndarray | None:
     """Whether each value contains a match of ``pattern`` (RE2; nulls: False): block-wise
-    (:func:`_search_blocks`) where that works, else value by value."""
+    (:func:`_search_blocks`) where that works, else value by value. ``rows=False``: None rather
+    than a value-by-value search of values that nearly all match block-wise."""
     if _block_searchable(values, pattern):
         found = _search_blocks(values, pattern)
-        if found is not None:
+        if found is not None or not rows:
             return found
     return _flags(pc.match_substring_regex(values, pattern))
 

@@ -182,9 +182,9 @@ def test_the_scan_and_both_stages_run_each_pattern_once_per_batch_and_column(pol
     runs: list[tuple[int, str]] = []
     real = scan._regex
 
-    def counting(values, pattern):
+    def counting(values, pattern, **kwargs):
         runs.append((id(values), pattern))
-        return real(values, pattern)
+        return real(values, pattern, **kwargs)
 
     monkeypatch.setattr(scan, "_regex", counting)
     table = policy.tables["orders"]
