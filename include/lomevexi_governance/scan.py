@@ -109,6 +109,7 @@ class TextMatcher:
         self._cards: np.ndarray | None = None  # card numbers over ``_values``
         self._frequencies: np.ndarray | None = None  # rows per distinct value (dictionary path)
         self._unfiltered = False  # the one-pass prefilter hits too many blocks to be worth it
+        self._plain: bool | None = None  # every value ASCII without a newline (plain_text)
 
     def _values_matching(self, pattern: str) -> np.ndarray:
         hits = self._hits.get(pattern)
@@ -173,9 +174,32 @@ class TextMatcher:
             self._frequencies = np.bincount(indices, minlength=len(self._values) + 1)[: len(self._values)]
         return int(self._frequencies[flags].sum())
 
-    def count(self, pattern: str) -> int:
-        """Rows matching ``pattern`` (without building the per-row result)."""
+    def count(self, pattern: str, *, plain: str | None = None) -> int:
+        """Rows matching ``pattern`` (without building the per-row result).
+
+        ``plain``: a pattern that matches exactly what ``pattern`` matches in plain text (ASCII,
+        no newline), run instead when every value is plain text. The gate's translation of a
+        Python format regex and the content scan's RE2 spelling of the same format are two
+        patterns that differ only outside plain text, so one pass serves both.
+        """
+        if plain and plain != pattern and self.plain_text():
+            pattern = plain
         return self._rows(self._values_matching(pattern))
+
+    def plain_text(self) -> bool:
+        """Whether every value is ASCII without a newline (nulls' bytes, if any, count too)."""
+        if self._plain is None:
+            values = self._values
+            if not pa.types.is_string(values.type):
+                self._plain = False
+            elif values.buffers()[2] is None:  # no bytes at all: empty strings and nulls
+                self._plain = True
+            else:
+                n = len(values)
+                offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)
+                data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[values.offset]:offsets[-1]]
+                self._plain = not len(data) or bool(data.max() < 0x80 and not (data == 0x0A).any())
+        return self._plain
 
     def count_in(self, values: Sequence[Any]) -> int:
         """Rows whose value is one of ``values``."""

@@ -247,9 +247,15 @@ def _python_digits() -> str:
     return "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
 
 
-def re2_pattern(regex: str) -> str | None:
+def re2_pattern(regex: str, *, plain: bool = False) -> str | None:
     """The RE2 pattern matching exactly what Python's ``re.search(regex, s)`` matches, as GX's
     pandas engine applies it (``str.contains``), or None when no simple translation exists.
+
+    ``plain=True``: the pattern that matches the same on *plain* text only, ASCII without a
+    newline (see :meth:`scan.TextMatcher.count`). There Python's ``\\d`` is RE2's ``\\d`` and
+    ``$`` is RE2's ``$`` (the end: no final newline to skip), so the pattern is the regex itself
+    but for ``\\Z`` (RE2's ``\\z``): the same text as the content scan's own pattern for the same
+    format, whose result the matcher then shares. None exactly when the full translation is.
 
     Python's ``\\d`` is any decimal digit of its Unicode tables (RE2's ``\\d`` is ASCII only), so
     it becomes those code points; ``$`` also matches before a final newline, so a ``$`` that ends
@@ -276,7 +282,9 @@ def re2_pattern(regex: str) -> str | None:
             nxt = regex[i + 1]  # re.compile rejects a trailing backslash
             if nxt in _UNPORTABLE_ESCAPES or (in_class and nxt in "DZ"):
                 return None
-            if nxt == "d":
+            if nxt in "dD" and plain:
+                out.append(ch + nxt)
+            elif nxt == "d":
                 out.append(_python_digits() if in_class else f"[{_python_digits()}]")
             elif nxt == "D":
                 out.append(f"[^{_python_digits()}]")
@@ -303,7 +311,7 @@ def re2_pattern(regex: str) -> str | None:
             rest = regex[i + 1 :]
             if rest.strip(")") and not (depth == 0 and rest.startswith("|")):
                 return None
-            out.append("(?:\\n?\\z)")
+            out.append("$" if plain else "(?:\\n?\\z)")
         else:
             depth += {"(": 1, ")": -1}.get(ch, 0)
             out.append(ch)
@@ -326,8 +334,9 @@ class Native:
     type: str
     kwargs: dict[str, Any]
     meta: dict[str, Any]
-    #: a regex expectation's pattern, in RE2 (:func:`re2_pattern`)
+    #: a regex expectation's pattern, in RE2 (:func:`re2_pattern`), and the same for plain text
     pattern: str = ""
+    plain_pattern: str = ""
 
     @property
     def column(self) -> str | None:
@@ -356,9 +365,9 @@ class Native:
             return rows, nulls, rows - nulls - int(pc.fill_null(inside, False).true_count)
         matcher = matcher_for(batch, name)
         if self.type == "expect_column_values_to_match_regex":
-            return rows, nulls, rows - nulls - matcher.count(self.pattern)
+            return rows, nulls, rows - nulls - matcher.count(self.pattern, plain=self.plain_pattern)
         if self.type == "expect_column_values_to_not_match_regex":
-            return rows, nulls, matcher.count(self.pattern)
+            return rows, nulls, matcher.count(self.pattern, plain=self.plain_pattern)
         if self.type == CARD_EXPECTATION:
             return rows, nulls, matcher.count_cards()
         raise AssertionError(self.type)
@@ -389,10 +398,9 @@ def native(e: dict[str, Any], table: Table) -> Native | None:
             return None  # GX rejects these arguments: its own engine reports them
     elif n.type in ("expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex"):
         regex = kwargs.get("regex")
-        pattern = re2_pattern(regex) if isinstance(regex, str) else None
-        if ctype != "string" or pattern is None:
+        if ctype != "string" or not isinstance(regex, str) or (pattern := re2_pattern(regex)) is None:
             return None
-        n = dataclasses.replace(n, pattern=pattern)
+        n = dataclasses.replace(n, pattern=pattern, plain_pattern=re2_pattern(regex, plain=True) or "")
     elif n.type == CARD_EXPECTATION and ctype != "string":
         return None
     return n

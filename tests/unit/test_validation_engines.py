@@ -39,6 +39,7 @@ TEXTS = [
     "4111 1111 1111 1112", "LMX-20261124-000123", "tel 090 1234 5678", "1234 5678 9012 3456 7890 12",
 ]
 INTS = [-5, -1, 0, 1, 2, 7, 10**9]
+PLAIN_TEXTS = [t for t in TEXTS if t.isascii()]
 
 
 def _batch(table, rows: int, rng: random.Random, *, pool: list[str] | None = None) -> pa.RecordBatch:
@@ -88,6 +89,10 @@ def adversarial(policy) -> dict[str, list[pa.RecordBatch]]:
     # large and repetitive: regexes run once per distinct value (scan.DICT_SHARE)
     staff = policy.tables["staff_access_log"]
     batches["staff_access_log"].append(_batch(staff, 3 * scan.DICT_SAMPLE, rng, pool=TEXTS[:12] + TEXTS[40:42]))
+    # plain text only (ASCII, no newline): formats are matched with their plain patterns
+    for table in policy.backup_tables:
+        if table.name in batches:
+            batches[table.name].append(_batch(table, 60, rng, pool=PLAIN_TEXTS))
     return batches
 
 
@@ -201,6 +206,40 @@ def test_the_scan_and_both_stages_run_each_pattern_once_per_batch_and_column(pol
     assert kept
 
 
+@pytest.mark.parametrize(("phones", "plain"), [
+    (["090-1234-5678", "03-1234-5678", "12-3456-7890", None], True),
+    (["090-1234-5678", "０９０-１２３４-５６７８", "03-1234-5678", None], False),  # full-width digits
+    (["090-1234-5678", "03-1234-5678\n", "12-3456-7890", None], False),  # a final newline
+])
+def test_a_format_runs_once_on_plain_text_and_with_pythons_meaning_otherwise(policy, monkeypatch, phones, plain):
+    import re
+
+    from lomevexi_governance.validation import re2_pattern
+
+    runs: list[str] = []
+    real = scan._regex
+
+    def counting(values, pattern, **kwargs):
+        runs.append(pattern)
+        return real(values, pattern, **kwargs)
+
+    monkeypatch.setattr(scan, "_regex", counting)
+    table = policy.tables["orders"]
+    regex = scan.FORMATS["jp_phone"]
+    column = pa.array(phones * 20, type=pa.string())
+    batch = _batch(table, len(column), random.Random(2), pool=PLAIN_TEXTS)
+    batch = batch.set_column(batch.schema.get_field_index("recipient_phone"), batch.schema.field("recipient_phone"),
+                             column)
+    validator = GxValidator(policy, "unused", tables=["orders"])
+    ContentScanner(table).process(batch)
+    validator.backup_stage(table).process(batch)
+    key = ("orders", BACKUP, "recipient_phone.format_jp_phone")
+    agg = validator.aggregates[key]
+    assert agg.unexpected_count == sum(1 for v in column.to_pylist() if v is not None and not re.search(regex, v))
+    # the scan's pattern once; the gate's translation (Python's digits, a final newline) only when needed
+    assert runs.count(regex) == 1 and runs.count(re2_pattern(regex)) == (0 if plain else 1)
+
+
 def test_arrow_metrics_never_import_great_expectations(tmp_path):
     """A backup worker computes metrics only; GX is loaded by the leader's finish."""
     code = """
@@ -245,6 +284,21 @@ def test_re2_patterns_match_what_python_matches(regex):
     texts = [t + suffix for t in TEXTS for suffix in ("", "\n", "\n\n", " ", "$")] + ["１２３４", "٣٤٥", "$1"]
     ours = pc.fill_null(pc.match_substring_regex(pa.array(texts), pattern), False).to_pylist()
     assert ours == [re.search(regex, t) is not None for t in texts]
+    # on plain text (ASCII, no newline) the plain translation matches what Python matches, too
+    plain = re2_pattern(regex, plain=True)
+    assert plain is not None
+    texts = [t + suffix for t in PLAIN_TEXTS for suffix in ("", " ", "$", "0", "a")] + ["$1", "1\r", "\t2"]
+    ours = pc.fill_null(pc.match_substring_regex(pa.array(texts), plain), False).to_pylist()
+    assert ours == [re.search(regex, t) is not None for t in texts]
+
+
+def test_a_formats_plain_translation_is_the_content_scans_own_pattern():
+    """So the gate's format expectation and the scan's format check share one pass on plain text."""
+    from lomevexi_governance.validation import re2_pattern
+
+    for regex in scan.FORMATS.values():
+        assert re2_pattern(regex, plain=True) == regex
+    assert re2_pattern(r"^\d{3}\Z", plain=True) == r"^\d{3}\z"
 
 
 @pytest.mark.parametrize("regex", [
@@ -258,6 +312,7 @@ def test_patterns_without_an_exact_re2_form_stay_with_gx(regex):
     from lomevexi_governance.validation import re2_pattern
 
     assert re2_pattern(regex) is None
+    assert re2_pattern(regex, plain=True) is None
 
 
 def test_block_wise_search_finds_exactly_the_rows_a_row_wise_search_finds():
