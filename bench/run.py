@@ -100,9 +100,12 @@ CASES: tuple[Case, ...] = (
          "validation_gate; the run's state must be success"),
     Case("backup_plain", "project", "d", "backup, encryption off",
          "backup.run_backup(encrypt=False), otherwise as 'backup'"),
+    Case("backup_2proc", "project", "c", "backup, two processes",
+         "backup.run_backup(workers=2): tables written by two processes on one exported snapshot, "
+         "otherwise as 'backup' (which uses the policy's recovery_points.workers, 1)"),
     Case("backup_1proc", "project", "c", "backup, one process",
          "backup.run_backup(workers=1): every table in the leader process, otherwise as 'backup' "
-         "(which uses the policy's recovery_points.workers processes on one exported snapshot)"),
+         "(the same as 'backup' while the policy's recovery_points.workers is 1)", default=False),
     Case("restore_drill", "restore", "e", "restore drill (+ verification)",
          "restore.run_drill into a fresh PostgreSQL database, verification 'full': signature, SHA-256, "
          "keys, load, row counts and checksums, references, GX, live-store comparison"),
@@ -127,7 +130,9 @@ CASES: tuple[Case, ...] = (
 CASE_IDS = tuple(c.id for c in CASES)
 DEFAULT_CASES = [c.id for c in CASES if c.default]
 BY_ID = {c.id: c for c in CASES}
-WORKER_CASES = ("backup", "backup_plain", "backup_1proc", "restore_drill", "validation", "validation_gx", "purge")
+WORKER_CASES = (
+    "backup", "backup_plain", "backup_2proc", "backup_1proc", "restore_drill", "validation", "validation_gx", "purge",
+)
 GROUP_COLORS = {
     "floor": "#7f7f7f", "incumbent": "#d9822b", "project": "#2f6db5", "restore": "#3a9a5b", "job": "#7a5bb5",
 }
@@ -489,6 +494,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "backup": _w_backup,
     "backup_plain": _w_backup,
     "backup_1proc": _w_backup,
+    "backup_2proc": _w_backup,
     "restore_drill": _w_restore_drill,
     "validation": _w_validation,
     "validation_gx": _w_validation,
@@ -874,13 +880,19 @@ class Harness:
         finally:
             shutil.rmtree(run_dir / "backups", ignore_errors=True)
 
-    def case_backup_1proc(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
-        run_dir = self.run_dir(scale, "backup_1proc", rep)
-        spec = self.backup_spec(scale, run_dir, "backup_1proc", rep, encrypt=True) | {"workers": 1}
+    def _backup_with(self, case: str, workers: int, scale: Scale, rep: int, profile: Path | None) -> dict[str, Any]:
+        run_dir = self.run_dir(scale, case, rep)
+        spec = self.backup_spec(scale, run_dir, case, rep, encrypt=True) | {"workers": workers}
         try:
-            return self.run_worker("backup_1proc", spec, run_dir, profile)
+            return self.run_worker(case, spec, run_dir, profile)
         finally:
             shutil.rmtree(run_dir / "backups", ignore_errors=True)
+
+    def case_backup_1proc(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
+        return self._backup_with("backup_1proc", 1, scale, rep, profile)
+
+    def case_backup_2proc(self, scale: Scale, rep: int, profile: Path | None = None) -> dict[str, Any]:
+        return self._backup_with("backup_2proc", 2, scale, rep, profile)
 
     def case_backup_dag(self, scale: Scale, rep: int) -> dict[str, Any]:
         template = self.ensure_airflow_template()
@@ -1072,6 +1084,7 @@ PROFILE_ANCHORS = {
     "backup": "run_backup",
     "backup_plain": "run_backup",
     "backup_1proc": "run_backup",
+    "backup_2proc": "run_backup",
     "restore_drill": "run_drill",
     "validation": "_w_validation",
     "validation_gx": "_w_validation",
@@ -1276,11 +1289,13 @@ def compute_ratios(cases: dict[str, Any]) -> dict[str, float | None]:
         "backup/backup_plain (c/d)": _ratio(c, d),
         "encryption overhead (c/d - 1)": round(c / d - 1, 3) if c is not None and d else None,
         "backup_dag/backup": _ratio(_get(cases, "backup_dag"), c),
+        "backup/backup_2proc (two processes' speed-up)": _ratio(c, _get(cases, "backup_2proc")),
         "backup_1proc/backup (parallel speed-up)": _ratio(_get(cases, "backup_1proc"), c),
         "restore_drill/pg_restore_zstd": _ratio(e, _get(cases, "pg_restore_zstd")),
         "restore_drill/pg_restore_gzip": _ratio(e, _get(cases, "pg_restore_gzip")),
         "validation (in-process checks)/backup": _ratio(validation, c),
-        # the checks run in one process: their share of a backup is against the one-process backup
+        # the checks run in one process: their share of a backup is against the one-process
+        # backup ('backup' since recovery_points.workers is 1; 'backup_1proc' in older results)
         "validation (in-process checks)/backup_1proc": _ratio(validation, _get(cases, "backup_1proc")),
         "validation case wall/backup": _ratio(_get(cases, "validation"), c),
     }
@@ -1385,7 +1400,7 @@ def _note(case: str, c: dict[str, Any]) -> str:
     d = c.get("detail", {})
     if c.get("errors"):
         return f"FAILED {len(c['errors'])} run(s): {c['errors'][0][:120]}"
-    if case in ("backup", "backup_plain", "backup_1proc"):
+    if case in ("backup", "backup_plain", "backup_1proc", "backup_2proc"):
         return (f"call {_fmt(d.get('call_s'))} s, {_fmt(d.get('files'), 0)} files, "
                 f"validation {'ok' if d.get('validation_success') else 'FAILED'}")
     if case == "backup_dag":
@@ -1498,7 +1513,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             "",
             *case_table(s, host.get("cpus")),
             "",
-            "Ratios: " + "; ".join(f"{k} = {_fmt(v, 3)}" for k, v in s["ratios"].items()) + ".",
+            "Ratios: " + "; ".join(f"{k} = {_fmt(v, 3)}" for k, v in s["ratios"].items() if v is not None) + ".",
             "",
             *peak_lines(s),
             "### Targets" + (" (defined at 2,000,000 orders: indicative only at this scale)"
