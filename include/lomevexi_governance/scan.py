@@ -195,9 +195,8 @@ class TextMatcher:
             elif values.buffers()[2] is None:  # no bytes at all: empty strings and nulls
                 self._plain = True
             else:
-                n = len(values)
-                offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)
-                data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[values.offset]:offsets[-1]]
+                offsets = _offsets(values)
+                data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
                 self._plain = not len(data) or bool(data.max() < 0x80 and not (data == 0x0A).any())
         return self._plain
 
@@ -286,7 +285,7 @@ def _blocks(values: pa.StringArray, *, separated: bool) -> pa.StringArray:
     to back (a view of the data buffer), or joined with a newline (a copy). A null adds its bytes,
     if any: a block is only ever a superset of its values' matches."""
     n = len(values)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)[values.offset:]
+    offsets = _offsets(values)
     starts = np.arange(0, n, BLOCK_ROWS)
     if not separated:
         bounds = np.append(offsets[starts], offsets[n]).astype(np.int32)
@@ -294,6 +293,12 @@ def _blocks(values: pa.StringArray, *, separated: bool) -> pa.StringArray:
     plain = pa.Array.from_buffers(pa.string(), n, [None, *values.buffers()[1:3]], offset=values.offset)
     lists = pa.ListArray.from_arrays(pa.array(np.append(starts, n), type=pa.int32()), plain)
     return pc.binary_join(lists, "\n")
+
+
+def _offsets(values: pa.StringArray) -> np.ndarray:
+    """The value offsets of a string array into its data buffer (``len + 1`` of them, a view)."""
+    n = len(values)
+    return np.frombuffer(values.buffers()[1], dtype=np.int32, count=values.offset + n + 1)[values.offset :]
 
 
 def _flags(found: pa.BooleanArray) -> np.ndarray:
@@ -535,9 +540,10 @@ class ContentScanner:
 
 #: a reference check looks keys up in a bitmap over ``[min, max]`` of the referenced keys when it
 #: is at most this many bytes per key (ids handed out by a sequence are dense: about one byte
-#: a key), else by binary search; at 2M orders a lookup cost ~100 ns by binary search, ~5 in
-#: the bitmap
+#: a key) or at most BITMAP_MIN_BYTES, else by binary search; at 2M orders a lookup cost ~100 ns
+#: by binary search, ~5 in the bitmap
 BITMAP_BYTES_PER_KEY = 8
+BITMAP_MIN_BYTES = 4096
 
 
 class KeySet:
@@ -549,7 +555,7 @@ class KeySet:
         self.low = self.high = 0
         if len(self.ids):
             low, high = int(self.ids[0]), int(self.ids[-1])
-            if high - low + 1 <= BITMAP_BYTES_PER_KEY * len(self.ids) + 4096:
+            if high - low + 1 <= max(BITMAP_BYTES_PER_KEY * len(self.ids), BITMAP_MIN_BYTES):
                 self.low, self.high = low, high
                 self.bitmap = np.zeros(high - low + 1, dtype=bool)
                 self.bitmap[self.ids - low] = True

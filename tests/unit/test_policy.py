@@ -85,3 +85,12 @@ def test_bad_class_and_bad_yaml_are_named():
 def test_missing_policy_file(tmp_path):
     with pytest.raises(PolicyError, match="does not exist"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_backups_write_with_one_process_unless_the_policy_says_more():
+    """recovery_points.workers: 1 in the shipped policy and when the setting is left out."""
+    text = policy_path().read_text()
+    assert parse_policy(text).backup_workers == 1
+    without = text.replace("\n  workers: 1\n", "\n")
+    assert without != text and parse_policy(without).backup_workers == 1
+    assert parse_policy(text.replace("\n  workers: 1\n", "\n  workers: 3\n")).backup_workers == 3
