@@ -102,7 +102,7 @@ CASES: tuple[Case, ...] = (
          "backup.run_backup(encrypt=False), otherwise as 'backup'"),
     Case("backup_2proc", "project", "c", "backup, two processes",
          "backup.run_backup(workers=2): tables written by two processes on one exported snapshot, "
-         "otherwise as 'backup' (which uses the policy's recovery_points.workers, 1)"),
+         "otherwise as 'backup' (which uses the policy's recovery_points.workers, 1)", default=False),
     Case("backup_1proc", "project", "c", "backup, one process",
          "backup.run_backup(workers=1): every table in the leader process, otherwise as 'backup' "
          "(the same as 'backup' while the policy's recovery_points.workers is 1)", default=False),

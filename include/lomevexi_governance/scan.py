@@ -78,6 +78,19 @@ CARD_OR_EMAIL = f"(?:{CARD_CANDIDATE})|(?:{EMAIL_ANYWHERE})"
 #: roles or prefectures costs a quarter; a column of unique values is matched row by row
 DICT_SAMPLE = 4096
 DICT_SHARE = 0.05
+#: batches of one column that reuse the sample's verdict (:func:`matcher_for`) before the next
+#: batch is sampled again: the sample (a hash of 4096 values) costs 60-400 us a column and
+#: batch, a tenth of the checks of a batch of statuses; either verdict gives the same results
+DICT_RESAMPLE = 8
+
+
+def repeats(arr: pa.Array) -> bool:
+    """Whether ``arr`` is long and its first :data:`DICT_SAMPLE` values hold at most
+    :data:`DICT_SHARE` distinct ones (so it is matched through its dictionary)."""
+    if len(arr) < 2 * DICT_SAMPLE:
+        return False
+    distinct = pc.count_distinct(arr.slice(0, DICT_SAMPLE), mode="only_valid").as_py()
+    return bool(distinct <= DICT_SAMPLE * DICT_SHARE)
 
 
 class TextMatcher:
@@ -93,15 +106,16 @@ class TextMatcher:
     hits (e-mail addresses) each pattern is searched on its own.
     """
 
-    def __init__(self, arr: pa.Array | pa.ChunkedArray):
+    def __init__(self, arr: pa.Array | pa.ChunkedArray, *, repeating: bool | None = None):
+        """``repeating``: whether to match through the dictionary (default: :func:`repeats`)."""
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         self.arr = arr
         self._encoded: pa.DictionaryArray | None = None
-        if len(arr) >= 2 * DICT_SAMPLE:
-            distinct = pc.count_distinct(arr.slice(0, DICT_SAMPLE), mode="only_valid").as_py()
-            if distinct <= DICT_SAMPLE * DICT_SHARE:
-                self._encoded = pc.dictionary_encode(arr)
+        if repeating is None:
+            repeating = repeats(arr)
+        if repeating and len(arr) >= 2 * DICT_SAMPLE:
+            self._encoded = pc.dictionary_encode(arr)
         #: the array patterns run on: the distinct values, or the rows themselves
         self._values = self._encoded.dictionary if self._encoded is not None else arr
         self._hits: dict[str, np.ndarray] = {}  # pattern -> matches over ``_values`` (bool)
@@ -332,13 +346,31 @@ def matcher_for(batch: pa.RecordBatch, name: str) -> TextMatcher:
         entries.move_to_end(id(batch))
     matcher = entry[1].get(name)
     if matcher is None:
-        matcher = entry[1][name] = TextMatcher(batch.column(name))
+        arr = batch.column(name)
+        matcher = entry[1][name] = TextMatcher(arr, repeating=_repeating(batch.schema.names, name, arr))
     return matcher
 
 
+def _repeating(names: list[str], name: str, arr: pa.Array) -> bool:
+    """:func:`repeats` of column ``name``, sampled on every :data:`DICT_RESAMPLE`-th batch of a
+    schema's column on this thread and remembered in between."""
+    verdicts: dict[tuple[str, ...], list[Any]] | None = getattr(_matchers, "verdicts", None)
+    if verdicts is None:
+        verdicts = _matchers.verdicts = {}
+    key = (*names, "", name)
+    seen = verdicts.get(key)
+    if seen is None or seen[1] >= DICT_RESAMPLE:
+        if len(verdicts) >= 256:
+            verdicts.clear()
+        seen = verdicts[key] = [repeats(arr), 0]
+    seen[1] += 1
+    return bool(seen[0])
+
+
 def forget_matchers() -> None:
-    """Drop this thread's cached matchers (and the batches they hold)."""
+    """Drop this thread's cached matchers (and the batches they hold) and sampled verdicts."""
     _matchers.entries = OrderedDict()
+    _matchers.verdicts = {}
 
 
 def _digit_value(ch: str) -> int:

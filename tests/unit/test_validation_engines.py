@@ -183,6 +183,29 @@ def test_matchers_are_shared_by_batch_object_and_forgotten_on_request(policy):
     assert not scan._matchers.entries
 
 
+def test_a_columns_dictionary_verdict_is_sampled_every_few_batches_and_changes_no_result(monkeypatch):
+    samples: list[int] = []
+    real = scan.repeats
+    monkeypatch.setattr(scan, "repeats", lambda arr: samples.append(len(arr)) or real(arr))
+    scan.forget_matchers()
+    n = 2 * scan.DICT_SAMPLE
+    statuses = pa.array(["paid", "shipped", "4111 1111 1111 1111", None] * (n // 4))
+    unique = pa.array([f"{i:08d} 4111111111111111" if i % 97 == 0 else f"row {i}" for i in range(n)])
+    for i in range(2 * scan.DICT_RESAMPLE):  # the same schema's batches: a verdict per column
+        # the unique column's data in every batch after the first: the remembered verdict
+        # ("repeating") is wrong for it, which costs time and never changes a result
+        batch = pa.RecordBatch.from_arrays([statuses if i == 0 else unique], names=["c"])
+        matcher = scan.matcher_for(batch, "c")
+        fresh = scan.TextMatcher(batch.column("c"), repeating=False)
+        assert matcher.count_cards() == fresh.count_cards()
+        assert matcher.cards().equals(fresh.cards())
+        assert matcher.count(scan.CARD_CANDIDATE) == fresh.count(scan.CARD_CANDIDATE)
+        assert (matcher._encoded is not None) == (i < scan.DICT_RESAMPLE)  # sampled again at 8
+    assert len(samples) == 2
+    scan.forget_matchers()
+    assert not scan._matchers.verdicts
+
+
 def test_the_scan_and_both_stages_run_each_pattern_once_per_batch_and_column(policy, monkeypatch):
     runs: list[tuple[int, str]] = []
     real = scan._regex
