@@ -16,6 +16,9 @@ times, round-robin (all cases once, then all again), each as its own process tre
 * CPU seconds of the tree (``wait4`` rusage), the host's CPU seconds (the server's included) and load
   average.
 
+Before each run, untimed, the harness settles the machine: ``CHECKPOINT`` and ``sync``, so that
+no run pays for the writes of the one before it (``settle_s`` in the JSON).
+
 It writes ``bench-<orders>-<time>.json`` (every run, exact commands), ``.md`` (tables, ratios,
 targets met / not met) and ``.svg`` (median wall time per case) under ``--out`` and prints the
 markdown table. Databases are dropped at the end unless ``--keep``.
@@ -160,10 +163,13 @@ class Measured:
     #: when the peak was sampled (seconds from the start) and the tree's processes then
     peak_at_s: float = 0.0
     peak_processes: list[dict[str, Any]] = field(default_factory=list)
+    #: untimed, before the run: CHECKPOINT and sync (Harness.settle)
+    settle_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "wall_s": round(self.wall_s, 3),
+            "settle_s": round(self.settle_s, 3),
             "exit_code": self.exit_code,
             "peak_rss_tree_mb": round(self.peak_rss_tree / MB, 1),
             "maxrss_single_mb": round(self.maxrss_single / MB, 1),
@@ -288,6 +294,11 @@ def measure(argv: Sequence[str], *, env: dict[str, str], log_path: Path, timeout
         peak_at_s=peak_at,
         peak_processes=peak_processes,
     )
+
+
+def _settled(result: dict[str, Any]) -> bool:
+    """Whether the runs of ``result`` were settled first (results since 2026-12-08)."""
+    return any("settle_s" in run for s in result["scales"] for c in s["cases"].values() for run in c.get("runs", []))
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -584,6 +595,7 @@ class Harness:
         self.latest_dump: dict[str, Path] = {}
         self.purge_base: dict[int, str] = {}
         self.server_major = 15
+        self.checkpoint = True  # CHECKPOINT before each run (settle); off if the role may not
         # the children see no Airflow setting of the caller: a scratch Airflow home (the library
         # parses connection URIs with Airflow's Connection), the DAG case sets its own
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -788,8 +800,26 @@ class Harness:
         d.mkdir(parents=True)
         return d
 
+    def settle(self) -> float:
+        """Untimed, before every measured run: the server's dirty buffers written (``CHECKPOINT``)
+        and the kernel's dirty pages synced, so that no run pays for the writes of the run before
+        it (a restore leaves about 2.3 GB to write at 2M orders, the seed and the purge base more).
+        Returns the seconds it took."""
+        started = time.monotonic()
+        if self.checkpoint:
+            try:
+                with self.admin() as conn:
+                    conn.execute("CHECKPOINT")
+            except Exception as exc:  # noqa: BLE001 - a role without pg_checkpoint: sync only
+                print(f"bench: CHECKPOINT before each run not possible, syncing only: {exc}", file=sys.stderr)
+                self.checkpoint = False
+        os.sync()
+        return time.monotonic() - started
+
     def _measure(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> Measured:
+        settled = self.settle()
         m = measure(argv, env=env or self.env, log_path=log)
+        m.settle_s = settled
         if m.exit_code != 0:
             raise CaseFailed(f"exit code {m.exit_code}; log {log}:\n{_tail(log)}")
         return m
@@ -1498,7 +1528,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         "(`pg_table_size`) per second. Output: bytes written (dump file, recovery point files) or, for "
         "restores, read. CPU s: the process tree's; host CPU s: the whole host's during the run, the "
         "PostgreSQL server's work included. No case can take less wall time than its host CPU seconds "
-        "divided by the cores (the CPU floors in the targets' numbers).",
+        "divided by the cores (the CPU floors in the targets' numbers)."
+        + (" Before each run, untimed: `CHECKPOINT` and `sync` (`settle_s` in the JSON)." if _settled(result) else ""),
         "",
     ]
     for s in result["scales"]:

@@ -48,6 +48,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert summary["command"], case
         [run] = summary["runs"]  # what made up the peak: the processes' RSS add up to it
         assert run["peak_processes"] and 0 <= run["peak_at_s"] <= run["wall_s"], case
+        assert run["settle_s"] > 0, case  # CHECKPOINT and sync before the run, untimed
         assert abs(sum(p["rss_mb"] for p in run["peak_processes"]) - run["peak_rss_tree_mb"]) < 1, case
         assert f"- `{case}`: " in markdown, case
         assert f"`{case}`" in markdown, case
@@ -56,6 +57,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert scale["cases"]["backup"]["detail"]["validation_success"] is True
     assert {t["status"] for t in scale["targets"]} <= {"met", "not met"}
     assert len(scale["targets"]) == 8 and "### Targets" in markdown
+    assert "Before each run, untimed: `CHECKPOINT` and `sync`" in markdown
     restore_target = next(t for t in scale["targets"] if t["target"].startswith("restore incl."))
     assert f"on {os.cpu_count()} cores" in restore_target["detail"]  # the drill's CPU floor
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
