@@ -595,7 +595,7 @@ class Harness:
         self.latest_dump: dict[str, Path] = {}
         self.purge_base: dict[int, str] = {}
         self.server_major = 15
-        self.checkpoint = True  # CHECKPOINT before each run (settle); off if the role may not
+        self.checkpoint = True  # CHECKPOINT before each run (settle); off after it first fails
         # the children see no Airflow setting of the caller: a scratch Airflow home (the library
         # parses connection URIs with Airflow's Connection), the DAG case sets its own
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -810,7 +810,7 @@ class Harness:
             try:
                 with self.admin() as conn:
                     conn.execute("CHECKPOINT")
-            except Exception as exc:  # noqa: BLE001 - a role without pg_checkpoint: sync only
+            except Exception as exc:  # noqa: BLE001 - e.g. a role without pg_checkpoint: sync only, said once
                 print(f"bench: CHECKPOINT before each run not possible, syncing only: {exc}", file=sys.stderr)
                 self.checkpoint = False
         os.sync()
